@@ -1,0 +1,166 @@
+"""Command line: `streamclf listen | classify | devices | tail`.
+
+Parses arguments, sets up logging, and hands over to the daemon or the batch runner.
+Every failure the user can cause ends in one line on stderr and a distinct exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from .config import Settings, load_settings
+from .errors import EXIT_OK, EXIT_RUNTIME, EXIT_SOME_INPUTS_FAILED, EXIT_STARTUP, StreamclfError
+
+log = logging.getLogger("streamclf")
+
+
+def _add_model_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", help="model directory or hub id (default: the bundled commands model)")
+    p.add_argument("--backend", choices=("torch", "onnx"), help="inference backend")
+    p.add_argument("--top-k", type=int, dest="top_k", help="ranked intents per utterance")
+    p.add_argument("--threshold", type=float, help="top score needed to accept a label (0..1)")
+    p.add_argument("--threads", type=int, help="inference threads (0: backend default)")
+    p.add_argument("--config", type=Path, help="TOML config file")
+    p.add_argument("--log-level", choices=("debug", "info", "warning", "error"), dest="log_level")
+    json_group = p.add_mutually_exclusive_group()
+    json_group.add_argument("--json", action="store_true", default=None, help="JSON lines on stdout")
+    json_group.add_argument("--no-json", action="store_false", dest="json", help="human-readable output")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="streamclf", description="Streaming spoken-command classifier.")
+    parser.add_argument("--version", action="version", version=f"streamclf {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    listen = sub.add_parser("listen", help="classify live audio (the daemon)")
+    listen.add_argument("--source", help="mic, a file (WAV/FLAC/OGG), or - for raw s16le PCM on stdin")
+    listen.add_argument("--device", help="input device: index or part of its name")
+    listen.add_argument("--rate", type=int, dest="sample_rate", help="capture rate in Hz (stdin: its rate)")
+    listen.add_argument("--channels", type=int, help="channels of stdin PCM / to open on the mic")
+    listen.add_argument("--speed", type=float, help="file pacing: 1 real time, 0 as fast as possible")
+    listen.add_argument("--vad", choices=("webrtc", "silero"), help="voice-activity backend")
+    listen.add_argument("--publish", action="append", help="event socket URI (repeatable)")
+    listen.add_argument("--wait-for-device", action="store_true", default=None, dest="wait_for_device")
+    _add_model_flags(listen)
+
+    classify = sub.add_parser("classify", help="classify audio files as fast as possible")
+    classify.add_argument("files", nargs="+", metavar="FILE")
+    classify.add_argument("--no-vad", action="store_true", help="classify each file whole")
+    classify.add_argument("--vad", choices=("webrtc", "silero"), help="voice-activity backend")
+    _add_model_flags(classify)
+
+    sub.add_parser("devices", help="list audio input devices")
+    _add_tail_parser(sub)
+    return parser
+
+
+def _add_tail_parser(sub: Any) -> None:
+    try:
+        from .tail import add_tail_parser
+    except ImportError:
+        return
+    add_tail_parser(sub)
+
+
+def settings_from_args(args: argparse.Namespace) -> Settings:
+    get = lambda name: getattr(args, name, None)  # noqa: E731
+    overrides: dict[str, dict[str, Any]] = {
+        "capture": {k: get(k) for k in ("source", "device", "sample_rate", "channels", "speed", "wait_for_device")},
+        "vad": {"backend": get("vad")},
+        "model": {k: get(k) for k in ("model", "backend", "top_k", "threshold", "threads")},
+        "output": {"json": get("json"), "log_level": get("log_level")},
+    }
+    if get("publish"):
+        overrides["output"]["publish"] = list(args.publish)
+    return load_settings(args.config, overrides)
+
+
+def setup_logging(level: str) -> None:
+    try:
+        from .logs import setup_logging as setup
+    except ImportError:
+        logging.basicConfig(level=level.upper(), stream=sys.stderr, format="streamclf: %(levelname)s %(message)s")
+        return
+    setup(level)
+
+
+def cmd_listen(args: argparse.Namespace) -> int:
+    from .daemon import Daemon
+
+    settings = settings_from_args(args)
+    setup_logging(settings.output.log_level)
+    return Daemon(settings, args.config).run()
+
+
+def cmd_classify(args: argparse.Namespace) -> int:
+    from .batch import classify_files
+    from .bus import EventBus
+    from .classifier import load_classifier
+    from .daemon import want_json
+    from .sinks.jsonl import JsonlSink
+
+    settings = settings_from_args(args)
+    setup_logging(settings.output.log_level)
+    classifier = load_classifier(settings.model)
+    bus = EventBus()
+    if want_json(settings):
+        sink: Any = JsonlSink(bus.subscribe("stdout", 10_000_000, "drop"))
+    else:
+        from .sinks.pretty import PrettySink
+
+        sink = PrettySink(bus.subscribe("stdout", 10_000_000, "drop"))
+    sink.start()
+
+    def report(path: str, why: str) -> None:
+        print(f"streamclf: {why}", file=sys.stderr, flush=True)
+
+    try:
+        result = classify_files(args.files, classifier, bus, settings, no_vad=args.no_vad, on_error=report)
+    finally:
+        sink.close(timeout=30.0)
+    if result.failed:
+        print(f"streamclf: {len(result.failed)} of {result.files} files failed", file=sys.stderr)
+        return EXIT_SOME_INPUTS_FAILED
+    return EXIT_OK
+
+
+def cmd_devices(args: argparse.Namespace) -> int:
+    from .audio.mic import list_input_devices
+
+    devices = list_input_devices()
+    if not devices:
+        print("streamclf: no audio input devices found", file=sys.stderr)
+        return EXIT_STARTUP
+    for d in devices:
+        mark = "*" if d.is_default else " "
+        print(f"{mark}{d.index:3d}  {d.name}  ({d.channels} ch, {d.default_rate:g} Hz)")
+    return EXIT_OK
+
+
+COMMANDS = {"listen": cmd_listen, "classify": cmd_classify, "devices": cmd_devices}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler = COMMANDS.get(args.command)
+    if handler is None:  # `tail` lives in its own module
+        from .tail import run_tail_command as handler
+    try:
+        return int(handler(args))
+    except StreamclfError as exc:
+        print(f"streamclf: {exc}", file=sys.stderr, flush=True)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return EXIT_OK
+    except MemoryError:
+        print("streamclf: out of memory", file=sys.stderr)
+        return EXIT_RUNTIME
