@@ -7,6 +7,8 @@ Shutdown stops capture, lets the worker finish the utterance in flight and flush
 
 from __future__ import annotations
 
+# HANDOVER: service helper owns this file now
+
 import logging
 import signal
 import sys
@@ -20,8 +22,8 @@ from .audio.sources import Source, open_source
 from .bus import EventBus
 from .classifier import Classifier, load_classifier
 from .config import Settings
-from .errors import EXIT_OK, EXIT_RUNTIME
-from .events import StatusEvent
+from .errors import EXIT_OK, EXIT_RUNTIME, StartupError
+from .events import ErrorEvent, StatusEvent
 from .pipeline import Pipeline
 from .segmenter import make_segmenter
 from .sinks.jsonl import JsonlSink
@@ -72,7 +74,7 @@ class Daemon:
         classifier.warm_up()
         self.classifier = classifier
         self.source = open_source(s.capture)
-        self.source.open()
+        self._open_source(self.source)
         self._start_sinks()
         worker = Worker(
             classifier,
@@ -94,6 +96,22 @@ class Daemon:
             reopen_max_backoff_s=s.capture.reopen_max_backoff_s,
         )
         self.pipeline.start()
+
+    def _open_source(self, source: Source) -> None:
+        """Open the source; with ``wait_for_device``, wait for an absent device with backoff."""
+        backoff = 0.5
+        while True:
+            try:
+                source.open()
+                return
+            except StartupError as exc:
+                if not self.settings.capture.wait_for_device or self.stop_requested.is_set():
+                    raise
+                log.warning("waiting for the audio device: %s", exc)
+                self.bus.publish(ErrorEvent("device_absent", str(exc)))
+                if self.stop_requested.wait(backoff):
+                    raise
+                backoff = min(self.settings.capture.reopen_max_backoff_s, backoff * 2)
 
     def _start_sinks(self) -> None:
         out = self.settings.output

@@ -157,6 +157,16 @@ class Pipeline:
                 self.worker.wait_for_room()
             self.worker.submit(item)
 
+    def _reopen_source(self) -> None:
+        reopen = getattr(self.source, "reopen", None)
+        if reopen is not None:
+            reopen()
+        else:
+            self.source.close()
+            self.source.open()
+        # the device may come back at another rate
+        self._resampler = StreamResampler(self.source.sample_rate, self.segmenter.sample_rate)
+
     def _handle_loss(self, exc: SourceLost) -> None:
         """Report the loss, close the utterance in flight, and reopen with backoff."""
         self.device_losses += 1
@@ -169,8 +179,7 @@ class Pipeline:
             if self._stop.is_set():
                 return
             try:
-                self.source.close()
-                self.source.open()
+                self._reopen_source()
             except (StartupError, SourceLost) as retry_exc:
                 log.info("waiting for %s: %s", self.source.name, retry_exc)
                 backoff = min(self.reopen_max_backoff_s, backoff * 2)
