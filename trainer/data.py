@@ -1,0 +1,327 @@
+"""Labelled audio in, decoded training/evaluation splits out.
+
+One entry point, :func:`load_splits`, serves a hub dataset id, a local audiofolder and a dataset saved
+with ``save_to_disk``: :func:`pick_loader` chooses the loader, everything after it is shared.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import datasets
+import numpy as np
+from datasets import Audio, ClassLabel, Dataset, DatasetDict
+
+from streamclf.errors import StartupError
+
+from .settings import DataSettings
+
+log = logging.getLogger(__name__)
+
+AUDIO_EXTENSIONS = frozenset(
+    {".wav", ".flac", ".mp3", ".ogg", ".opus", ".m4a", ".aiff", ".aif", ".au", ".caf", ".w64", ".webm"}
+)
+METADATA_NAMES = ("metadata.csv", "metadata.jsonl", "metadata.parquet")
+SPLIT_NAMES = ("train", "validation", "test")
+WAVEFORM = "waveform"
+DURATION = "duration"
+_DECODE_ERRORS = (RuntimeError, ValueError, OSError, IndexError)
+
+
+class DataError(StartupError):
+    """Data that cannot be used: the message names the dataset, column or file (exit 3)."""
+
+
+Loader = Callable[[DataSettings], DatasetDict]
+
+
+@dataclass(frozen=True)
+class DurationLimit:
+    """How long a clip may be, measured from the training split."""
+
+    seconds: float
+    percentile: float | None
+    """The percentile it came from, None when set by hand."""
+    median: float
+    longest: float
+    clips_truncated: int
+
+
+@dataclass(frozen=True)
+class PreparedData:
+    """Decoded splits (columns ``waveform``, ``duration`` and the label) plus what was learnt on the way."""
+
+    splits: DatasetDict
+    labels: tuple[str, ...]
+    label_column: str
+    sampling_rate: int
+    skipped: tuple[str, ...]
+    """Audio that could not be decoded (paths or row descriptions)."""
+
+
+# --- choosing the loader ------------------------------------------------------------------------
+
+
+def _looks_like_path(source: str) -> bool:
+    return source.startswith((".", "/", "~")) or source.count("/") > 1
+
+
+def is_saved_dataset(path: Path) -> bool:
+    return (path / "dataset_dict.json").is_file() or (path / "state.json").is_file()
+
+
+def pick_loader(source: str) -> Loader:
+    """The loader for ``source``: a saved dataset, a local audio folder, or a hub dataset id."""
+    path = Path(source).expanduser()
+    if path.is_dir():
+        return load_saved_dataset if is_saved_dataset(path) else load_audio_folder
+    if path.exists():
+        raise DataError(f"data: {source}: expected a directory (an audiofolder or a saved dataset)")
+    if _looks_like_path(source):
+        raise DataError(f"data: {source}: no such directory")
+    return load_hub_dataset
+
+
+def load_hub_dataset(settings: DataSettings) -> DatasetDict:
+    """``datasets.load_dataset(id, config, split=split)``; the one split comes back under its own name."""
+    try:
+        dataset = datasets.load_dataset(settings.dataset, settings.dataset_config, split=settings.split)
+    except (OSError, ValueError, ConnectionError) as err:
+        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise DataError(
+            f"data: cannot load hub dataset {settings.dataset!r} "
+            f"(config {settings.dataset_config!r}, split {settings.split!r}): {first_line}"
+        ) from err
+    if not isinstance(dataset, Dataset):
+        raise DataError(f"data: {settings.dataset}: expected a map-style dataset")
+    return DatasetDict({settings.split: dataset})
+
+
+def load_saved_dataset(settings: DataSettings) -> DatasetDict:
+    """A dataset written by ``save_to_disk`` (a single dataset becomes the ``train`` split)."""
+    try:
+        loaded = datasets.load_from_disk(str(Path(settings.dataset).expanduser()))
+    except (OSError, ValueError) as err:
+        raise DataError(f"data: {settings.dataset}: cannot read saved dataset: {err}") from err
+    if isinstance(loaded, Dataset):
+        return DatasetDict({"train": loaded})
+    if isinstance(loaded, DatasetDict):
+        return loaded
+    raise DataError(f"data: {settings.dataset}: not a map-style dataset")
+
+
+def _audio_files(root: Path) -> list[Path]:
+    return sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS)
+
+
+def _metadata_in(folder: Path) -> Path | None:
+    return next((folder / name for name in METADATA_NAMES if (folder / name).is_file()), None)
+
+
+def load_audio_folder(settings: DataSettings) -> DatasetDict:
+    """An ``audiofolder``: per-split metadata in train/validation/test subfolders, one metadata file at
+    the top (its ``file_name`` may point into split subfolders, which then give each row its split), or
+    no metadata (labels from folder names)."""
+    root = Path(settings.dataset).expanduser()
+    audio_files = _audio_files(root)
+    if not audio_files:
+        raise DataError(
+            f"data: {root}: no audio files (looked for {', '.join(sorted(AUDIO_EXTENSIONS))})"
+        )
+    top_metadata = _metadata_in(root)
+    split_metadata = [name for name in SPLIT_NAMES if _metadata_in(root / name) is not None]
+    try:
+        if top_metadata is not None and not split_metadata:
+            extensions = sorted({p.suffix.lower() for p in audio_files})
+            files = [str(top_metadata)] + [str(root / "**" / f"*{ext}") for ext in extensions]
+            loaded = datasets.load_dataset("audiofolder", data_files={"train": files}, drop_labels=True)
+            with_splits = _split_from_subfolders(loaded["train"], root, settings.audio_column)
+            loaded = DatasetDict({"train": with_splits})
+        else:
+            loaded = datasets.load_dataset("audiofolder", data_dir=str(root))
+    except (OSError, ValueError, IndexError, datasets.exceptions.DatasetsError) as err:
+        raise DataError(f"data: {root}: cannot read as an audiofolder: {err}") from err
+    if not isinstance(loaded, DatasetDict):
+        raise DataError(f"data: {root}: cannot read as an audiofolder")
+    return loaded
+
+
+def _split_from_subfolders(dataset: Dataset, root: Path, audio_column: str) -> Dataset:
+    """Add a ``split`` column when every file lies in a train/validation/test subfolder."""
+    if "split" in dataset.column_names or audio_column not in dataset.column_names:
+        return dataset
+    paths = dataset.cast_column(audio_column, Audio(decode=False))[audio_column]
+    splits: list[str] = []
+    for item in paths:
+        parts = Path(item["path"] or "").resolve().relative_to(root.resolve()).parts
+        if len(parts) < 2 or parts[0] not in SPLIT_NAMES:
+            return dataset
+        splits.append(parts[0])
+    return dataset.add_column("split", splits)
+
+
+# --- labels and splits --------------------------------------------------------------------------
+
+
+def check_columns(raw: DatasetDict, settings: DataSettings) -> None:
+    for name, dataset in raw.items():
+        for column, what in ((settings.label_column, "label"), (settings.audio_column, "audio")):
+            if column not in dataset.column_names:
+                flag = "--label-column" if what == "label" else "--audio-column"
+                raise DataError(
+                    f"data: {what} column {column!r} not found in split {name!r} "
+                    f"(columns: {', '.join(dataset.column_names)}; set {flag})"
+                )
+
+
+def ensure_class_labels(raw: DatasetDict, label_column: str) -> DatasetDict:
+    """Make the label column a ``ClassLabel`` with the same names in every split."""
+    features = [dataset.features[label_column] for dataset in raw.values()]
+    if all(isinstance(f, ClassLabel) for f in features):
+        return raw
+    values: set[Any] = set()
+    for dataset in raw.values():
+        values.update(v for v in dataset.unique(label_column) if v is not None)
+    if all(isinstance(v, str) for v in values):
+        names = sorted(values)
+    elif all(isinstance(v, int) for v in values):
+        names = [str(i) for i in range(max(values) + 1)] if values else []
+    else:
+        raise DataError(f"data: label column {label_column!r} must hold strings or integers")
+    if len(names) < 2:
+        raise DataError(f"data: label column {label_column!r} has {len(names)} distinct value(s); need 2+")
+    class_label = ClassLabel(names=names)
+    return DatasetDict({n: d.cast_column(label_column, class_label) for n, d in raw.items()})
+
+
+def split_dataset(raw: DatasetDict, settings: DataSettings, seed: int) -> DatasetDict:
+    """``train`` and ``test`` (and ``validation`` when the data has one).
+
+    Existing splits win: train/validation/test splits, then a ``split`` column; otherwise
+    ``test_size`` of ``settings.split`` is held out (stratified by label when possible)."""
+    if len(raw) == 1:
+        (only,) = raw.values()
+        if "split" in only.column_names:
+            by_column = {
+                name: only.filter(lambda value, name=name: value == name, input_columns="split")
+                for name in SPLIT_NAMES
+            }
+            raw = DatasetDict({name: ds for name, ds in by_column.items() if len(ds) > 0})
+    if settings.split not in raw:
+        raise DataError(f"data: split {settings.split!r} not found (splits: {', '.join(raw)})")
+    if "test" in raw or "validation" in raw:
+        result = {"train": raw[settings.split]}
+        result.update({name: raw[name] for name in ("validation", "test") if name in raw})
+        if "test" not in result:
+            result["test"] = result["validation"]
+        return DatasetDict(result)
+    source = raw[settings.split]
+    try:
+        held_out = source.train_test_split(
+            test_size=settings.test_size, seed=seed, stratify_by_column=settings.label_column
+        )
+    except ValueError as err:
+        log.info("stratified split impossible (%s); splitting at random", err)
+        held_out = source.train_test_split(test_size=settings.test_size, seed=seed)
+    return DatasetDict({"train": held_out["train"], "test": held_out["test"]})
+
+
+# --- decoding -----------------------------------------------------------------------------------
+
+
+def decode_audio(
+    dataset: Dataset, settings: DataSettings, sampling_rate: int, desc: str
+) -> tuple[Dataset, list[str]]:
+    """Decode and resample every clip to mono float32 at ``sampling_rate``.
+
+    Returns the dataset with columns ``waveform``, ``duration`` (seconds) and the label, and the names of
+    clips that could not be decoded (they are dropped)."""
+    decoder = Audio(sampling_rate=sampling_rate)
+    label = settings.label_column
+    undecoded = dataset.cast_column(settings.audio_column, Audio(decode=False))
+
+    def decode(example: dict[str, Any], index: int) -> dict[str, Any]:
+        value = example[settings.audio_column]
+        name = (value or {}).get("path") or f"row {index}"
+        try:
+            samples = np.asarray(decoder.decode_example(value)["array"], dtype=np.float32)
+        except _DECODE_ERRORS as err:
+            log.debug("cannot decode %s: %s", name, err)
+            samples = np.zeros(0, dtype=np.float32)
+        duration = len(samples) / sampling_rate
+        return {WAVEFORM: samples, DURATION: duration, "_name": name, label: example[label]}
+
+    features = datasets.Features(
+        {
+            WAVEFORM: datasets.List(datasets.Value("float32")),
+            DURATION: datasets.Value("float32"),
+            "_name": datasets.Value("string"),
+            label: dataset.features[label],
+        }
+    )
+    decoded = undecoded.map(
+        decode, with_indices=True, remove_columns=undecoded.column_names, features=features, desc=desc
+    )
+    bad = [i for i, duration in enumerate(decoded[DURATION]) if duration <= 0.0]
+    skipped = [decoded[i]["_name"] for i in bad]
+    if bad:
+        keep = sorted(set(range(len(decoded))) - set(bad))
+        decoded = decoded.select(keep)
+    return decoded.remove_columns("_name"), skipped
+
+
+def load_splits(settings: DataSettings, sampling_rate: int, seed: int) -> PreparedData:
+    """Load (hub, folder or saved dataset), check columns, encode labels, split and decode."""
+    raw = pick_loader(settings.dataset)(settings)
+    check_columns(raw, settings)
+    raw = ensure_class_labels(raw, settings.label_column)
+    splits = split_dataset(raw, settings, seed)
+    label_feature = splits["train"].features[settings.label_column]
+    decoded: dict[str, Dataset] = {}
+    skipped: list[str] = []
+    for name, dataset in splits.items():
+        if name == "test" and "validation" in splits and dataset is splits["validation"]:
+            continue
+        clips, bad = decode_audio(dataset, settings, sampling_rate, desc=f"decoding {name} audio")
+        skipped.extend(bad)
+        decoded[name] = clips
+    if "test" not in decoded:
+        decoded["test"] = decoded["validation"]
+    if skipped:
+        shown = ", ".join(skipped[:10]) + (f", … ({len(skipped) - 10} more)" if len(skipped) > 10 else "")
+        log.warning("skipped %d clip(s) that could not be decoded: %s", len(skipped), shown)
+    for name in ("train", "test"):
+        if len(decoded[name]) == 0:
+            raise DataError(f"data: {settings.dataset}: no decodable audio in the {name} split")
+    return PreparedData(
+        splits=DatasetDict(decoded),
+        labels=tuple(label_feature.names),
+        label_column=settings.label_column,
+        sampling_rate=sampling_rate,
+        skipped=tuple(skipped),
+    )
+
+
+def duration_limit(durations: np.ndarray, settings: DataSettings) -> DurationLimit:
+    """The truncation length: set by hand, or the chosen percentile of the training durations."""
+    durations = np.asarray(durations, dtype=np.float64)
+    if settings.max_duration is not None:
+        seconds, percentile = float(settings.max_duration), None
+    else:
+        percentile = settings.duration_percentile
+        seconds = float(np.percentile(durations, percentile))
+    return DurationLimit(
+        seconds=seconds,
+        percentile=percentile,
+        median=float(np.median(durations)),
+        longest=float(durations.max()),
+        clips_truncated=int(np.sum(durations > seconds)),
+    )
+
+
+def label_counts(dataset: Dataset, label_column: str, num_labels: int) -> np.ndarray:
+    return np.bincount(np.asarray(dataset[label_column], dtype=np.int64), minlength=num_labels)
