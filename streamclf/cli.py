@@ -95,7 +95,7 @@ def cmd_listen(args: argparse.Namespace) -> int:
 
     settings = settings_from_args(args)
     setup_logging(settings.output.log_level)
-    return Daemon(settings, args.config).run()
+    return Daemon(settings, args.config, loader=lambda: settings_from_args(args)).run()
 
 
 def cmd_classify(args: argparse.Namespace) -> int:

@@ -175,6 +175,7 @@ class Pipeline:
         self._emit(self.segmenter.flush())
         backoff = 0.25
         while not self._stop.is_set():
+            self._last_capture = time.monotonic()  # reconnecting is progress: keep the watchdog fed
             self._stop.wait(backoff)
             if self._stop.is_set():
                 return

@@ -28,6 +28,9 @@ log = logging.getLogger(__name__)
 DEFAULT_STDIN_RATE = 16000
 """Rate assumed for raw PCM on stdin when none is given."""
 
+FAST_BLOCK_MS = 500
+"""Block length, in ms, of a file read as fast as possible (speed 0): fewer, larger reads."""
+
 
 @runtime_checkable
 class Source(Protocol):
@@ -147,7 +150,8 @@ class FileSource:
         self.close()
         self._handle = open_sound_file(self.path)
         self.sample_rate = int(self._handle.samplerate)
-        self._block = max(1, self.sample_rate * self._block_ms // 1000)
+        block_ms = self._block_ms if self.speed > 0 else max(self._block_ms, FAST_BLOCK_MS)
+        self._block = max(1, self.sample_rate * block_ms // 1000)
         self._frames = 0
         self._ended = False
         self._started_at = time.monotonic()
@@ -185,9 +189,9 @@ class FileSource:
         mono = to_mono(data)
         bad = ~np.isfinite(mono)
         if bad.any():
-            count = int(bad.sum())
-            self._nonfinite += count
-            log.warning("%s: replaced %d NaN/Inf samples by 0", self.path, count)
+            if self._nonfinite == 0:  # one line per file, not one per block
+                log.warning("%s: NaN/Inf samples replaced by 0 (counted in nonfinite_samples)", self.path)
+            self._nonfinite += int(bad.sum())
             mono = np.where(bad, np.float32(0.0), mono)
         return np.ascontiguousarray(mono, dtype=np.float32)
 
@@ -253,6 +257,14 @@ class StdinSource:
         self._thread.start()
 
     def _chunk(self) -> bytes:
+        # a raw read on the file descriptor: a buffered reader blocked in another thread
+        # makes the interpreter abort at exit when a signal stops the daemon
+        try:
+            fd = self._stream.fileno()
+        except (AttributeError, OSError, ValueError):
+            fd = None
+        if fd is not None:
+            return os.read(fd, self._block_bytes)
         read1 = getattr(self._stream, "read1", None)
         if read1 is not None:
             return bytes(read1(self._block_bytes))
