@@ -67,26 +67,36 @@ class CaptureSettings:
 class VadSettings:
     backend: str = setting("webrtc", _one_of("webrtc", "silero"))
     """Voice-activity backend: "webrtc" (webrtcvad) or "silero" (silero-vad, extra [silero])."""
-    aggressiveness: int = setting(2, _between(0, 3))
+    aggressiveness: int = setting(1, _between(0, 3))
     """webrtcvad aggressiveness, 0 (least) to 3 (most eager to call audio non-speech)."""
     frame_ms: int = setting(20, _one_of(10, 20, 30))
-    """VAD frame length in milliseconds: 10, 20 or 30."""
-    open_ms: int = setting(60, _between(10, 1000))
-    """Voiced audio, in milliseconds, within the opening window that opens an utterance."""
-    open_window_ms: int = setting(100, _between(10, 2000))
-    """Window, in milliseconds, over which the opening rule counts voiced frames."""
-    confirm_ms: int = setting(120, _between(0, 2000))
-    """Voiced audio, in milliseconds, an opened utterance needs in total to be kept (else discarded)."""
-    hangover_ms: int = setting(240, _between(30, 3000))
-    """Unvoiced audio, in milliseconds, that closes an utterance."""
-    preroll_ms: int = setting(150, _between(0, 1000))
-    """Audio kept before the opening, in milliseconds, and added to the segment."""
-    min_utterance_ms: int = setting(150, _between(0, 10000))
-    """Shorter utterances (opening to last voiced frame) are discarded, in milliseconds."""
+    """webrtcvad frame length in milliseconds: 10, 20 or 30 (silero always uses 32 ms at 16 kHz)."""
+    open_ms: int = setting(40, _between(10, 1000))
+    """Speech, in milliseconds, within the opening window that opens an utterance."""
+    open_window_ms: int = setting(80, _between(10, 2000))
+    """Window, in milliseconds, over which the opening rule counts speech frames."""
+    confirm_ms: int = setting(60, _between(0, 2000))
+    """Voiced (low-band-dominant) speech, in milliseconds, an opened utterance needs to be kept."""
+    hangover_ms: int = setting(160, _between(30, 3000))
+    """Non-speech, in milliseconds, that closes an utterance."""
+    preroll_ms: int = setting(40, _between(0, 1000))
+    """Audio kept before the first speech frame, in milliseconds, and added to the segment."""
+    tail_ms: int = setting(40, _between(0, 1000))
+    """Audio kept after the last speech frame, in milliseconds (the rest of the hangover is dropped)."""
+    min_utterance_ms: int = setting(100, _between(0, 10000))
+    """Shorter utterances (first to last speech frame), in milliseconds, are discarded."""
     max_utterance_s: float = setting(8.0, _between(0.5, 120.0))
-    """Longer utterances are cut at this length in seconds and classified; the rest goes on."""
+    """Longer segments are cut at this length in seconds and classified; the rest goes on as a new one."""
+    masked_pad: bool = setting(True)
+    """Widen segments in noise (up to 60 ms before, 100 ms after) for soft word edges the noise hides."""
+    margin_db: float = setting(6.0, _between(0.0, 40.0))
+    """Frame energy, in dB above the adaptive noise floor, that speech needs (widened for unsteady noise)."""
+    agc: bool = setting(True)
+    """Bring each frame that stands out of the noise to -22 dBFS before the detector (gain -12 to +40 dB)."""
     threshold: float = setting(0.5, _between(0.0, 1.0))
-    """Speech probability threshold of the silero backend."""
+    """Speech probability threshold of the silero backend, 0..1."""
+    reset_after_s: float = setting(5.0, _between(0.1, 600.0))
+    """Seconds of non-speech after which the silero model's recurrent state is cleared."""
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,276 @@
+"""Segmentation benchmark: recall, false segments and boundary errors per backend and condition.
+
+    .venv/bin/python -m benchmarks.segmentation [--quick] [--seed N] [--configs a,b]
+
+Generates spoken command words (espeak-ng and flite, many voices, rates and pitches, 150-800 ms),
+lays them out with 0.3-1.5 s gaps at levels from -50 to -6 dBFS, adds noise at 10 dB SNR and
+runs every segmenter configuration over the same streams. Noise-only audio of each kind gives
+the false segments per minute. Prints one Markdown table.
+
+Definitions: a word is *found* when exactly one segment overlaps it and that segment overlaps
+no other word. *onset* = segment start − word start, *end* = segment end − word end (signed,
+seconds; p50 and p95 of the absolute value in ms). *declared* = stream position when the
+segmenter emitted the segment − word end (how long after speech stopped the end was known).
+Word truth is the TTS output trimmed at 40 dB below its loudest 10 ms frame, so at 10 dB SNR
+its soft edges lie under the noise; noise-only audio is four pieces per kind at -55..-20 dBFS,
+each run from a cold start.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+import numpy as np
+import webrtcvad
+
+from streamclf.config import VadSettings
+from streamclf.segmenter import Segment, make_segmenter
+from trainer.noise import make_noise, set_level_dbfs
+from trainer.streams import COMMAND_WORDS, Stream, build_stream, speaking_voices
+from trainer.tts import TtsError, synthesize
+
+RATE = 16000
+BLOCK = 160  # 10 ms blocks: the emission position is known to 10 ms
+NOISES = ("white", "pink", "babble", "clatter")
+
+
+@dataclass(frozen=True)
+class Found:
+    start: int
+    end: int
+    emitted_at: int
+
+
+Runner = Callable[[np.ndarray], list[Found]]
+
+
+def run_segmenter(settings: VadSettings) -> Runner:
+    def run(audio: np.ndarray) -> list[Found]:
+        seg = make_segmenter(settings, RATE)
+        out: list[Found] = []
+        for pos in range(0, len(audio), BLOCK):
+            for ev in seg.push(audio[pos : pos + BLOCK]):
+                if isinstance(ev, Segment):
+                    out.append(Found(ev.start_sample, ev.end_sample, seg.samples_seen))
+        out += [
+            Found(e.start_sample, e.end_sample, seg.samples_seen)
+            for e in seg.flush()
+            if isinstance(e, Segment)
+        ]
+        return out
+
+    return run
+
+
+def run_classic_collector(aggressiveness: int = 2) -> Runner:
+    """py-webrtcvad's example collector (our own rewrite): 30 ms frames, a 300 ms ring,
+    open at > 90% voiced, close at > 90% unvoiced; the segment spans the whole ring."""
+
+    def run(audio: np.ndarray) -> list[Found]:
+        vad = webrtcvad.Vad(aggressiveness)
+        frame = RATE * 30 // 1000
+        ring: list[tuple[int, bool]] = []
+        pcm = (np.clip(audio, -1, 1) * 32767).astype(np.int16)
+        out: list[Found] = []
+        triggered = False
+        start = 0
+        for pos in range(0, len(pcm) - frame + 1, frame):
+            speech = vad.is_speech(pcm[pos : pos + frame].tobytes(), RATE)
+            ring = [*ring, (pos, speech)][-10:]
+            if not triggered:
+                if len(ring) == 10 and sum(s for _, s in ring) > 9:
+                    triggered, start, ring = True, ring[0][0], []
+            elif len(ring) == 10 and sum(not s for _, s in ring) > 9:
+                out.append(Found(start, pos + frame, pos + frame))
+                triggered, ring = False, []
+        if triggered:
+            out.append(Found(start, len(pcm), len(pcm)))
+        return out
+
+    return run
+
+
+def configurations(names: Iterable[str] | None) -> dict[str, Runner]:
+    base = VadSettings()
+    every = {
+        "classic 300ms/90% (baseline)": run_classic_collector(2),
+        "webrtc default": run_segmenter(base),
+        "webrtc aggr=3": run_segmenter(dataclasses.replace(base, aggressiveness=3)),
+        "webrtc no AGC": run_segmenter(dataclasses.replace(base, agc=False)),
+        "webrtc hangover=120ms": run_segmenter(dataclasses.replace(base, hangover_ms=120)),
+        "webrtc aggr=0": run_segmenter(dataclasses.replace(base, aggressiveness=0)),
+        "webrtc preroll/tail=0ms": run_segmenter(dataclasses.replace(base, preroll_ms=0, tail_ms=0)),
+        "webrtc pad=100ms": run_segmenter(dataclasses.replace(base, preroll_ms=100, tail_ms=100)),
+        "silero": run_segmenter(dataclasses.replace(base, backend="silero")),
+    }
+    if names is None:
+        return every
+    wanted = list(names)
+    return {k: v for k, v in every.items() if any(w in k for w in wanted)}
+
+
+def word_pool(rng: np.random.Generator, count: int) -> list[tuple[str, np.ndarray]]:
+    """``count`` spoken words of 150-800 ms from many voices."""
+    voices = speaking_voices(rng, max(8, count // 3))
+    pool: list[tuple[str, np.ndarray]] = []
+    attempts = 0
+    while len(pool) < count and attempts < count * 4:
+        attempts += 1
+        text = COMMAND_WORDS[int(rng.integers(len(COMMAND_WORDS)))]
+        voice = voices[int(rng.integers(len(voices)))]
+        try:
+            audio = synthesize(text, voice, RATE)
+        except TtsError:
+            continue
+        if 0.15 <= len(audio) / RATE <= 0.8:
+            pool.append((text, audio))
+    return pool
+
+
+def make_streams(rng: np.random.Generator, condition: str, count: int, pool: list) -> list[Stream]:
+    streams = []
+    for _ in range(count):
+        picks = [pool[int(i)] for i in rng.integers(len(pool), size=10)]
+        gaps = rng.uniform(0.3, 1.5, size=9)
+        if condition == "clean":
+            levels: float | list[float] = list(rng.uniform(-50, -6, size=10))
+        elif condition == "quiet":
+            levels = list(rng.uniform(-50, -40, size=10))
+        else:
+            levels = float(rng.uniform(-45, -10))
+        noise = None if condition in ("clean", "quiet") else condition
+        streams.append(
+            build_stream(
+                [a for _, a in picks],
+                [t for t, _ in picks],
+                list(gaps),
+                rng,
+                level_dbfs=levels,
+                noise=noise,
+                snr_db=10.0,
+                lead_s=1.0,
+            )
+        )
+    return streams
+
+
+@dataclass
+class Tally:
+    words: int = 0
+    found: int = 0
+    extra: int = 0
+    onset: list[float] = dataclasses.field(default_factory=list)
+    end: list[float] = dataclasses.field(default_factory=list)
+    declared: list[float] = dataclasses.field(default_factory=list)
+    noise_segments: int = 0
+    noise_minutes: float = 0.0
+
+
+def score(stream: Stream, found: list[Found], tally: Tally) -> None:
+    words = [(round(w.start * RATE), round(w.end * RATE)) for w in stream.words]
+    tally.words += len(words)
+    overlaps = [[i for i, (ws, we) in enumerate(words) if f.start < we and f.end > ws] for f in found]
+    tally.extra += sum(1 for o in overlaps if not o)
+    for i, (ws, we) in enumerate(words):
+        hits = [f for f, o in zip(found, overlaps, strict=True) if i in o]
+        if len(hits) == 1 and overlaps[found.index(hits[0])] == [i]:
+            tally.found += 1
+            tally.onset.append((hits[0].start - ws) / RATE)
+            tally.end.append((hits[0].end - we) / RATE)
+            tally.declared.append((hits[0].emitted_at - we) / RATE)
+
+
+def idle_cpu() -> None:
+    """CPU time per backend for 60 s of silence and of background noise, fed in 30 ms blocks."""
+    rng = np.random.default_rng(0)
+    inputs = {
+        "digital silence": np.zeros(60 * RATE, np.float32),
+        "room noise -60 dBFS": set_level_dbfs(make_noise("pink", 60 * RATE, rng, RATE), -60.0),
+        "clatter -35 dBFS": set_level_dbfs(make_noise("clatter", 60 * RATE, rng, RATE), -35.0),
+    }
+    print("| backend | input (60 s) | CPU s | % of one core |")
+    print("|---|---|---|---|")
+    for backend in ("webrtc", "silero"):
+        for name, audio in inputs.items():
+            seg = make_segmenter(VadSettings(backend=backend), RATE)
+            began = time.process_time()
+            for pos in range(0, len(audio), 480):
+                seg.push(audio[pos : pos + 480])
+            used = time.process_time() - began
+            print(f"| {backend} | {name} | {used:.3f} | {used / 60 * 100:.2f} |")
+
+
+def pct(values: list[float], q: float) -> str:
+    return f"{np.percentile(np.abs(values), q) * 1000:.0f}" if values else "–"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer streams and less noise (about a minute)")
+    parser.add_argument("--seed", type=int, default=1234)
+    parser.add_argument("--configs", help="comma-separated substrings of configuration names")
+    parser.add_argument("--conditions", help="comma-separated: clean,quiet,white,pink,babble,clatter")
+    parser.add_argument("--cpu", action="store_true", help="only measure CPU use on silence and noise")
+    args = parser.parse_args(argv)
+    if args.cpu:
+        idle_cpu()
+        return 0
+    rng = np.random.default_rng(args.seed)
+    streams_per_condition = 3 if args.quick else 10
+    noise_seconds = 30 if args.quick else 120
+    every_condition = ["clean", "quiet", *NOISES]
+    conditions = every_condition
+    if args.conditions:
+        conditions = [c for c in conditions if c in args.conditions.split(",")]
+    started = time.monotonic()
+    pool = word_pool(rng, 60 if args.quick else 200)
+    # one generator per condition: a subset of conditions gets the very same audio
+    rngs = {c: np.random.default_rng([args.seed, i]) for i, c in enumerate(every_condition)}
+    data = {c: make_streams(rngs[c], c, streams_per_condition, pool) for c in conditions}
+    noise_only: dict[str, list[np.ndarray]] = {}
+    for kind in (c for c in conditions if c in NOISES):
+        rng = rngs[kind]
+        pieces = []
+        for _ in range(4):  # four levels per kind, each its own stream (from a cold start)
+            piece = make_noise(kind, noise_seconds * RATE // 4, rng, RATE)
+            pieces.append(set_level_dbfs(piece, float(rng.uniform(-55, -20))))
+        noise_only[kind] = pieces
+    took = time.monotonic() - started
+    print(
+        f"<!-- {len(pool)} words, {streams_per_condition} streams × 10 words per condition, "
+        f"{noise_seconds} s of each noise; seed {args.seed}; generated in {took:.0f} s -->"
+    )
+    print()
+    print(
+        "| configuration | condition | recall | extra segs | false/min noise | onset p50/p95 ms "
+        "| end p50/p95 ms | declared p50/p95 ms |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
+    for name, runner in configurations(args.configs.split(",") if args.configs else None).items():
+        for condition in conditions:
+            tally = Tally()
+            for stream in data[condition]:
+                score(stream, runner(stream.audio), tally)
+            false_rate = "–"
+            if condition in noise_only:
+                pieces = noise_only[condition]
+                segs = sum(len(runner(piece)) for piece in pieces)
+                false_rate = f"{segs / (sum(len(p) for p in pieces) / RATE / 60):.2f}"
+            recall = tally.found / tally.words
+            print(
+                f"| {name} | {condition} | {recall:.1%} | {tally.extra} | {false_rate} "
+                f"| {pct(tally.onset, 50)}/{pct(tally.onset, 95)} "
+                f"| {pct(tally.end, 50)}/{pct(tally.end, 95)} "
+                f"| {pct(tally.declared, 50)}/{pct(tally.declared, 95)} |"
+            )
+            sys.stdout.flush()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,396 @@
+"""Utterance segmentation: a pure state machine over fixed-length VAD frames.
+
+Each frame is measured (:class:`~streamclf.vad.level.LevelTracker`: adaptive noise floor,
+automatic gain, low-band share) and judged by a frame detector (webrtcvad or silero-vad).
+A frame is *speech* when the detector says so on the gain-normalised frame and the frame is
+loud enough above the noise floor; it is *voiced* when, in addition, most of its energy lies
+in the voiced band.
+
+* **Open**: ``open_ms`` of speech within the last ``open_window_ms``. The utterance starts at
+  the first speech frame of that window, less ``preroll_ms``.
+* **Confirm**: an opened utterance is only kept once it holds ``confirm_ms`` of voiced frames
+  (clatter and hiss rarely do); :class:`SpeechStart` is emitted then, stamped with the onset.
+* **Close**: after ``hangover_ms`` of non-speech. The segment ends ``tail_ms`` after the last
+  speech frame. Shorter than ``min_utterance_ms``: discarded.
+* **Cut**: a segment reaching ``max_utterance_s`` is emitted (reason ``max_length``) and the
+  utterance goes on as a new segment starting where the cut was.
+* **Edges**: boundaries move outwards over adjacent frames that stand out of the noise
+  (``REACH_MS``); in noise, ``masked_pad`` adds pre-roll and tail for the soft word edges the
+  noise hides, more the closer the utterance's loudest frame is to the noise floor.
+* **Gaps**: an unconfirmed utterance that pauses for ``GAP_MS`` restarts at the next sound (a
+  clink before a word does not drag its start forward); unvoiced sound after such a pause does
+  not extend a confirmed utterance (a clink after a word does not hold it open).
+
+Timestamps are sample counts at ``sample_rate`` since the stream start, so results do not
+depend on block sizes or wall-clock time. All audio lives in one preallocated buffer.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from .config import VadSettings
+from .errors import StartupError
+from .vad import FrameDetector
+from .vad.level import LevelTracker
+
+VOICED_RATIO = 0.5
+"""Share of frame energy in the voiced band (80-1500 Hz) that makes a speech frame count as voiced."""
+
+
+MASKED_DEPTH_DB = 40.0
+"""Speech edges fade over about this many dB; what is below the noise is added back as padding."""
+MASKED_PREROLL_MAX_MS = 60
+"""Most extra pre-roll, in ms, for an utterance barely above the noise (``masked_pad``)."""
+MASKED_TAIL_MAX_MS = 100
+"""Most extra tail, in ms, for an utterance barely above the noise (``masked_pad``); never more than
+the hangover audio already held."""
+REACH_MS = 100
+"""Onsets and ends are moved outwards over at most this much, in ms, of audio that stands out of
+the noise without passing the speech rule (soft consonants)."""
+GAP_MS = 100
+"""A pause this long, in ms, inside an utterance separates sounds: an unconfirmed utterance
+restarts after it, and unvoiced sound after it does not extend a confirmed one."""
+STRONG_FRAMES = 2
+"""Voiced frames well above the noise (see LevelTracker) that an utterance needs to be confirmed."""
+
+
+@dataclass(frozen=True)
+class SpeechStart:
+    sample: int
+    """Stream sample index (segmenter rate) of the first speech frame."""
+
+
+@dataclass(frozen=True)
+class Segment:
+    id: int
+    start_sample: int
+    """First sample, pre-roll included."""
+    end_sample: int
+    """One past the last sample."""
+    sample_rate: int
+    audio: np.ndarray
+    """float32 mono, ``end_sample - start_sample`` samples (a copy: the segmenter keeps no reference)."""
+    reason: str
+    """Why it closed: "silence", "max_length" or "flush"."""
+    closed_at: float
+    """time.monotonic() when the segmenter closed it."""
+
+    @property
+    def start(self) -> float:
+        return self.start_sample / self.sample_rate
+
+    @property
+    def end(self) -> float:
+        return self.end_sample / self.sample_rate
+
+    @property
+    def duration(self) -> float:
+        return (self.end_sample - self.start_sample) / self.sample_rate
+
+
+SegmentEvent = SpeechStart | Segment
+
+
+class Segmenter(Protocol):
+    sample_rate: int
+    samples_seen: int
+
+    def push(self, samples: np.ndarray) -> list[SegmentEvent]: ...
+
+    def flush(self) -> list[SegmentEvent]: ...
+
+    def reset(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class _Timing:
+    """The settings converted to frame and sample counts."""
+
+    frame: int
+    open_frames: int
+    window_frames: int
+    confirm_frames: int
+    hangover_frames: int
+    gap_frames: int
+    preroll: int
+    tail: int
+    min_length: int
+    max_length: int
+    masked_pad: bool
+    max_extra_preroll: int
+    max_extra_tail: int
+
+    @classmethod
+    def from_settings(cls, settings: VadSettings, sample_rate: int, frame: int) -> _Timing:
+        def frames(ms: float) -> int:
+            return max(1, int(np.ceil(ms * sample_rate / 1000.0 / frame - 1e-9)))
+
+        window = frames(settings.open_window_ms)
+        max_length = round(settings.max_utterance_s * sample_rate)
+        if max_length < 2 * frame:
+            raise StartupError(f"vad.max_utterance_s: must hold at least two {frame}-sample VAD frames")
+        return cls(
+            frame=frame,
+            open_frames=min(frames(settings.open_ms), window),
+            window_frames=window,
+            confirm_frames=0 if settings.confirm_ms == 0 else frames(settings.confirm_ms),
+            hangover_frames=frames(settings.hangover_ms),
+            gap_frames=frames(GAP_MS),
+            preroll=round(settings.preroll_ms * sample_rate / 1000.0),
+            tail=round(settings.tail_ms * sample_rate / 1000.0),
+            min_length=round(settings.min_utterance_ms * sample_rate / 1000.0),
+            max_length=max_length,
+            masked_pad=settings.masked_pad,
+            max_extra_preroll=round(MASKED_PREROLL_MAX_MS * sample_rate / 1000.0)
+            if settings.masked_pad
+            else 0,
+            max_extra_tail=round(MASKED_TAIL_MAX_MS * sample_rate / 1000.0) if settings.masked_pad else 0,
+        )
+
+
+class FrameSegmenter:
+    """The segmenter state machine over any :class:`FrameDetector` (see the module docstring)."""
+
+    def __init__(self, settings: VadSettings, detector: FrameDetector) -> None:
+        self.sample_rate = detector.sample_rate
+        self._detector = detector
+        self._t = _Timing.from_settings(settings, self.sample_rate, detector.frame_samples)
+        self._levels = LevelTracker(self.sample_rate, self._t.frame, settings.margin_db, settings.agc)
+        # history kept while idle: pre-roll (with its masked-edge extra), reach and the opening window
+        self._reach = round(REACH_MS * self.sample_rate / 1000.0) // self._t.frame * self._t.frame
+        self._history = (
+            self._t.preroll + self._t.max_extra_preroll + self._reach + self._t.window_frames * self._t.frame
+        )
+        self._buf = np.zeros(self._history + self._t.max_length + self._t.frame, dtype=np.float32)
+        self._pending = np.zeros(self._t.frame, dtype=np.float32)
+        self._recent: deque[tuple[bool, bool, bool]] = deque(maxlen=self._t.window_frames)
+        self.reset()
+
+    # --- public interface -------------------------------------------------------------
+
+    def reset(self) -> None:
+        """Back to the start of a new stream: sample counter, ids and adaptation cleared."""
+        self.samples_seen = 0
+        self._frames_end = 0  # stream sample index after the last processed frame
+        self._pending_len = 0
+        self._next_id = 0
+        self._last_end = 0  # end of the last emitted segment: segments never overlap
+        self._detector.reset()
+        self._levels.reset()
+        self._go_idle()
+
+    def push(self, samples: np.ndarray) -> list[SegmentEvent]:
+        """Feed a block of any length of float32 mono samples; returns the events it completed."""
+        data = np.asarray(samples, dtype=np.float32).reshape(-1)
+        events: list[SegmentEvent] = []
+        self.samples_seen += len(data)
+        frame = self._t.frame
+        pos = 0
+        if self._pending_len:
+            take = min(frame - self._pending_len, len(data))
+            self._pending[self._pending_len : self._pending_len + take] = data[:take]
+            self._pending_len += take
+            pos = take
+            if self._pending_len < frame:
+                return events
+            self._process(self._pending, events)
+            self._pending_len = 0
+        while len(data) - pos >= frame:
+            self._process(data[pos : pos + frame], events)
+            pos += frame
+        rest = len(data) - pos
+        self._pending[:rest] = data[pos:]
+        self._pending_len = rest
+        return events
+
+    def flush(self) -> list[SegmentEvent]:
+        """End of stream: emit the utterance in progress (reason "flush") if it qualifies."""
+        events: list[SegmentEvent] = []
+        if self._open and self._confirmed:
+            self._emit(events, "flush")
+        self._go_idle()
+        return events
+
+    # --- state machine ------------------------------------------------------------------
+
+    def _go_idle(self) -> None:
+        self._open = False
+        self._confirmed = False
+        self._fill = 0  # samples in _buf
+        self._buf_start = self._frames_end  # stream index of _buf[0]
+        self._onset = 0
+        self._last_speech_end = 0
+        self._silence = 0
+        self._voiced = 0
+        self._strong = 0
+        self._peak_above_db = 0.0
+        self._recent.clear()
+
+    def _process(self, frame: np.ndarray, events: list[SegmentEvent]) -> None:
+        level = self._levels.measure(frame)
+        if level.loud_enough or self._detector.needs_every_frame:
+            said_speech = self._detector.is_speech(frame * np.float32(level.gain))
+        else:
+            said_speech = False  # quiet frames never reach webrtcvad: keeps idle CPU low
+        speech = level.loud_enough and said_speech
+        voiced = speech and level.low_band_ratio >= VOICED_RATIO
+        strong = voiced and level.strong
+        self._append(frame)
+        self._frames_end += len(frame)
+        if speech:
+            self._peak_above_db = max(self._peak_above_db, level.above_floor_db)
+        if self._open:
+            self._step_open(speech, voiced, strong, events)
+        else:
+            self._step_idle(speech, voiced, strong, events)
+        self._levels.update(level, speech, learn_noise=not self._confirmed)
+
+    def _append(self, frame: np.ndarray) -> None:
+        if not self._open and self._fill + len(frame) > self._history:
+            keep = max(self._history - len(frame), 0)
+            self._buf[:keep] = self._buf[self._fill - keep : self._fill]
+            self._buf_start += self._fill - keep
+            self._fill = keep
+        self._buf[self._fill : self._fill + len(frame)] = frame
+        self._fill += len(frame)
+
+    def _step_idle(self, speech: bool, voiced: bool, strong: bool, events: list[SegmentEvent]) -> None:
+        self._recent.append((speech, voiced, strong))
+        if not speech or sum(s for s, _, _ in self._recent) < self._t.open_frames:
+            return
+        frame = self._t.frame
+        first = next(i for i, (s, _, _) in enumerate(self._recent) if s)
+        window_start = self._frames_end - len(self._recent) * frame
+        self._onset = self._reach_back(window_start + first * frame)
+        latest_start = self._frames_end - self._t.max_length + frame
+        keep_from = self._onset - self._t.preroll - self._t.max_extra_preroll
+        self._shift_to(max(keep_from, self._last_end, self._buf_start, latest_start))
+        self._open = True
+        self._levels.mark()
+        self._voiced = sum(v for _, v, _ in self._recent)
+        self._strong = sum(g for _, _, g in self._recent)
+        self._last_speech_end = self._frames_end
+        self._silence = 0
+        self._recent.clear()
+        self._check_confirmed(events)
+
+    def _shift_to(self, start: int) -> None:
+        drop = start - self._buf_start
+        if drop > 0:
+            self._buf[: self._fill - drop] = self._buf[drop : self._fill]
+            self._fill -= drop
+            self._buf_start = start
+
+    def _step_open(self, speech: bool, voiced: bool, strong: bool, events: list[SegmentEvent]) -> None:
+        after_gap = self._silence >= self._t.gap_frames
+        if speech and after_gap and not self._confirmed:
+            self._restart_candidate()
+        if speech and (voiced or not after_gap or not self._confirmed):
+            self._last_speech_end = self._frames_end
+            self._silence = 0
+            self._voiced += voiced
+            self._strong += strong
+            self._check_confirmed(events)
+        else:
+            # silence, or unvoiced sound after a gap (a clink after the word): not the utterance's
+            # until a voiced frame joins it
+            self._silence += 1
+        if self._silence >= self._t.hangover_frames:
+            if self._confirmed and self._last_speech_end - self._onset >= self._t.min_length:
+                self._emit(events, "silence")
+            self._go_idle()
+            return
+        if self._fill + self._t.frame > self._t.max_length:
+            self._cut(events)
+
+    def _restart_candidate(self) -> None:
+        """An unconfirmed utterance (a clink, a cough) went quiet and sound resumes: start over here."""
+        self._onset = self._frames_end - self._t.frame
+        self._shift_to(
+            max(self._onset - self._t.preroll - self._t.max_extra_preroll, self._last_end, self._buf_start)
+        )
+        self._voiced = 0
+        self._strong = 0
+
+    def _check_confirmed(self, events: list[SegmentEvent]) -> None:
+        if self._confirmed:
+            return
+        if self._voiced >= self._t.confirm_frames and self._strong >= STRONG_FRAMES:
+            self._confirmed = True
+            self._levels.forget_since_mark()
+            events.append(SpeechStart(self._onset))
+
+    def _cut(self, events: list[SegmentEvent]) -> None:
+        """Max length reached: emit what we have and go on with a new segment from here."""
+        if not self._confirmed:
+            self._go_idle()
+            return
+        self._emit(events, "max_length", end=self._buf_start + self._fill)
+        self._fill = 0
+        self._buf_start = self._frames_end
+        self._onset = self._frames_end
+        self._last_speech_end = max(self._last_speech_end, self._onset)
+        events.append(SpeechStart(self._onset))
+
+    def _audible(self, at: int) -> bool:
+        """Whether the frame starting at stream sample ``at`` (inside the buffer) stands out of the noise."""
+        offset = at - self._buf_start
+        frame = self._buf[offset : offset + self._t.frame]
+        return self._levels.audible(frame)
+
+    def _reach_back(self, onset: int) -> int:
+        """Move the onset back over audible frames just before it (a soft first consonant)."""
+        limit = max(onset - self._reach, self._buf_start, self._last_end)
+        while onset - self._t.frame >= limit and self._audible(onset - self._t.frame):
+            onset -= self._t.frame
+        return onset
+
+    def _reach_forward(self, end: int) -> int:
+        """Move the end forward over audible frames just after it (a soft last consonant)."""
+        limit = min(end + self._reach, self._buf_start + self._fill)
+        while end + self._t.frame <= limit and self._audible(end):
+            end += self._t.frame
+        return end
+
+    def _masked_pads(self) -> tuple[int, int]:
+        """Extra pre-roll and tail for soft edges hidden under the noise.
+
+        Speech edges fade over tens of decibels; only the part above the noise is detected. The
+        less the utterance's loudest frame stands above the noise, the more is hidden.
+        """
+        if not self._t.masked_pad:
+            return 0, 0
+        hidden = min(max(MASKED_DEPTH_DB - self._peak_above_db, 0.0), MASKED_DEPTH_DB) / MASKED_DEPTH_DB
+        return round(hidden * self._t.max_extra_preroll), round(hidden * self._t.max_extra_tail)
+
+    def _emit(self, events: list[SegmentEvent], reason: str, end: int | None = None) -> None:
+        extra_preroll, extra_tail = self._masked_pads()
+        if end is None:
+            speech_end = self._reach_forward(self._last_speech_end)
+            end = min(speech_end + self._t.tail + extra_tail, self._buf_start + self._fill)
+        # (a continuation after a cut has its onset at the buffer start: it starts right at the cut)
+        start = max(self._onset - self._t.preroll - extra_preroll, self._buf_start)
+        audio = self._buf[start - self._buf_start : end - self._buf_start].copy()
+        events.append(Segment(self._next_id, start, end, self.sample_rate, audio, reason, time.monotonic()))
+        self._next_id += 1
+        self._last_end = end
+
+
+def make_segmenter(settings: VadSettings, sample_rate: int) -> FrameSegmenter:
+    """The segmenter for ``settings.backend``; StartupError when the backend cannot run here."""
+    detector: FrameDetector
+    if settings.backend == "silero":
+        from .vad.silero import SileroDetector
+
+        detector = SileroDetector(sample_rate, settings.threshold, settings.reset_after_s)
+    else:
+        from .vad.webrtc import WebRtcDetector
+
+        detector = WebRtcDetector(sample_rate, settings.frame_ms, settings.aggressiveness)
+    return FrameSegmenter(settings, detector)

@@ -1,0 +1,327 @@
+"""The segmenter on generated audio with known boundaries: tone bursts, silence, noise and speech."""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import subprocess
+import sys
+from collections.abc import Sequence
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from streamclf.config import VadSettings
+from streamclf.errors import StartupError
+from streamclf.segmenter import Segment, SpeechStart, make_segmenter
+from tests.audio import RATE, needs_espeak, spoken_words, ten_word_stream, tone_bursts, vowel_tone
+from trainer.noise import make_noise, set_level_dbfs
+from trainer.tts import Voice, synthesize
+
+EXACT = VadSettings(preroll_ms=0, tail_ms=0, masked_pad=False)
+"""No padding: segment boundaries are the detected speech boundaries."""
+
+
+def run(audio: np.ndarray, vad: VadSettings = EXACT, blocks: Sequence[int] | None = None) -> list[Segment]:
+    seg = make_segmenter(vad, RATE)
+    events = []
+    if blocks is None:
+        events += seg.push(audio)
+    else:
+        pos = 0
+        for size in blocks:
+            events += seg.push(audio[pos : pos + size])
+            pos += size
+        events += seg.push(audio[pos:])
+    events += seg.flush()
+    return [e for e in events if isinstance(e, Segment)]
+
+
+def bounds(segments: list[Segment]) -> list[tuple[float, float]]:
+    return [(s.start, s.end) for s in segments]
+
+
+def assert_within(found: list[Segment], truth: Sequence[tuple[float, float]], tolerance: float) -> None:
+    assert len(found) == len(truth), (bounds(found), truth)
+    for seg, (start, end) in zip(found, truth, strict=True):
+        assert abs(seg.start - start) <= tolerance, (seg.start, start)
+        assert abs(seg.end - end) <= tolerance, (seg.end, end)
+
+
+def test_tone_bursts_over_silence_are_found_within_60_ms() -> None:
+    audio, truth = tone_bursts([(0.5, 0.8), (1.5, 2.5), (3.0, 3.2), (4.1, 5.3)], total_s=6.0)
+    assert_within(run(audio), truth, 0.06)
+
+
+@pytest.mark.parametrize("noise", ["white", "pink", "hum"])
+def test_tone_bursts_over_noise_are_found_within_60_ms(noise: str) -> None:
+    audio, truth = tone_bursts(
+        [(1.0, 1.4), (2.2, 2.5), (3.5, 4.5)],
+        total_s=5.5,
+        noise=noise,
+        noise_dbfs=-40.0,
+        rng=np.random.default_rng(5),
+    )
+    assert_within(run(audio), truth, 0.06)
+
+
+def test_default_padding_adds_preroll_and_tail_and_stays_within_60_ms() -> None:
+    audio, truth = tone_bursts([(0.5, 0.9), (2.0, 2.6)], total_s=3.5)
+    vad = VadSettings()
+    found = run(audio, vad)
+    assert_within(found, truth, 0.06)
+    exact = run(audio)
+    for padded, bare in zip(found, exact, strict=True):
+        assert padded.start_sample == bare.start_sample - vad.preroll_ms * RATE // 1000
+        assert padded.end_sample == bare.end_sample + vad.tail_ms * RATE // 1000
+
+
+@pytest.mark.parametrize("kind", ["silence", "white", "pink", "brown", "hum", "clicks", "clatter"])
+def test_no_segments_in_silence_or_noise(kind: str) -> None:
+    rng = np.random.default_rng(11)
+    if kind == "silence":
+        audio = np.zeros(10 * RATE, dtype=np.float32)
+    else:
+        audio = set_level_dbfs(make_noise(kind, 10 * RATE, rng, RATE), -35.0)
+    assert run(audio, VadSettings()) == []
+
+
+@needs_espeak
+def test_espeak_words_are_found_within_60_ms() -> None:
+    stream = ten_word_stream(np.random.default_rng(3))
+    truth = [(w.start, w.end) for w in stream.words]
+    assert_within(run(stream.audio), truth, 0.06)
+    assert_within(run(stream.audio, VadSettings()), truth, 0.1)
+
+
+@needs_espeak
+@pytest.mark.parametrize("level", [-50.0, -6.0])
+def test_quiet_and_loud_talkers(level: float) -> None:
+    stream = ten_word_stream(np.random.default_rng(4), level_dbfs=level)
+    assert_within(run(stream.audio), [(w.start, w.end) for w in stream.words], 0.06)
+
+
+@needs_espeak
+@pytest.mark.parametrize("noise", ["white", "pink", "clatter"])
+def test_words_in_noise_at_10_db_snr(noise: str) -> None:
+    stream = ten_word_stream(np.random.default_rng(6), noise=noise, snr_db=10.0, lead_s=2.0)
+    found = run(stream.audio, VadSettings())
+    assert len(found) == 10, bounds(found)
+    errors = [
+        max(abs(s.start - w.start), abs(s.end - w.end)) for s, w in zip(found, stream.words, strict=True)
+    ]
+    assert max(errors) <= 0.35, errors  # soft word edges drown in the noise...
+    assert sorted(errors)[8] <= 0.2, errors  # ...but nine words in ten are within 200 ms
+
+
+@needs_espeak
+def test_words_with_short_gaps_stay_apart() -> None:
+    stream = ten_word_stream(np.random.default_rng(8), gap_range_s=(0.3, 0.35))
+    found = run(stream.audio, VadSettings())
+    assert len(found) == 10, bounds(found)
+
+
+def test_short_blips_are_dropped_and_min_length_is_respected() -> None:
+    audio, _ = tone_bursts([(0.5, 0.54), (1.5, 1.9)], total_s=2.5)
+    found = run(audio, VadSettings(min_utterance_ms=200))
+    assert_within(found, [(1.5, 1.9)], 0.06)
+    assert run(audio, VadSettings(min_utterance_ms=500)) == []
+
+
+def syllables(duration_s: float, rng: np.random.Generator) -> np.ndarray:
+    """Continuous 'speech' without pauses: a vowel tone with a 4 Hz syllable-like envelope."""
+    tone = vowel_tone(duration_s, rng)
+    t = np.arange(len(tone)) / RATE
+    envelope = 0.2 + 0.8 * np.abs(np.sin(np.pi * 4.0 * t))
+    return (tone * envelope).astype(np.float32)
+
+
+def test_long_utterance_is_cut_at_max_length_and_goes_on() -> None:
+    rng = np.random.default_rng(2)
+    audio = np.concatenate([np.zeros(RATE // 2), syllables(20.0, rng), np.zeros(RATE)]).astype(np.float32)
+    vad = VadSettings(max_utterance_s=3.0)
+    found = run(audio, vad)
+    assert len(found) >= 7
+    assert all(s.end_sample - s.start_sample <= 3 * RATE for s in found)
+    assert [s.reason for s in found[:-1]] == ["max_length"] * (len(found) - 1)
+    assert found[-1].reason == "silence"
+    for before, after in itertools.pairwise(found):
+        assert after.start_sample == before.end_sample  # cut, not lost
+    assert found[0].start == pytest.approx(0.5, abs=0.06)
+    assert found[-1].end == pytest.approx(20.5, abs=0.1)
+
+
+@needs_espeak
+def test_continuous_speech_is_cut_into_pieces_no_longer_than_max() -> None:
+    text = (
+        "the quick brown fox jumps over the lazy dog while seven hungry cats watch from the kitchen "
+        "window and the rain keeps falling on the old red roof of the house next to the station "
+        "where a long train is slowly pulling away towards the mountains in the north"
+    )
+    speech = synthesize(text, Voice("espeak-ng", "en-us", rate=120))
+    assert len(speech) > 18 * RATE
+    found = run(np.concatenate([speech, np.zeros(RATE, np.float32)]), VadSettings(max_utterance_s=2.0))
+    assert all(s.end_sample - s.start_sample <= 2 * RATE for s in found)
+    assert sum(s.reason == "max_length" for s in found) >= 3
+    covered = sum(s.end_sample - s.start_sample for s in found)
+    assert covered > 0.8 * len(speech)
+
+
+def test_flush_emits_the_utterance_in_progress() -> None:
+    audio, _ = tone_bursts([(0.5, 1.5)], total_s=1.5)
+    seg = make_segmenter(EXACT, RATE)
+    pushed = seg.push(audio)
+    assert [type(e) for e in pushed] == [SpeechStart]
+    flushed = seg.flush()
+    assert len(flushed) == 1 and isinstance(flushed[0], Segment)
+    assert flushed[0].reason == "flush"
+    assert flushed[0].start == pytest.approx(0.5, abs=0.06)
+
+
+def test_speech_start_comes_before_its_segment_with_the_onset_sample() -> None:
+    audio, _ = tone_bursts([(1.0, 1.6)], total_s=2.5)
+    seg = make_segmenter(VadSettings(), RATE)
+    events = seg.push(audio) + seg.flush()
+    assert [type(e) for e in events] == [SpeechStart, Segment]
+    start, segment = events
+    assert isinstance(start, SpeechStart) and isinstance(segment, Segment)
+    assert start.sample / RATE == pytest.approx(1.0, abs=0.03)
+    assert segment.start_sample == start.sample - VadSettings().preroll_ms * RATE // 1000
+
+
+@needs_espeak
+def test_segment_audio_is_the_stream_slice_and_blocks_of_any_size_give_the_same_segments() -> None:
+    stream = ten_word_stream(np.random.default_rng(9), noise="pink", snr_db=15.0)
+    whole = run(stream.audio, VadSettings())
+    assert len(whole) == 10
+    rng = np.random.default_rng(1)
+    for blocks in ([1] * 500 + [7] * 300, list(rng.integers(1, 5000, size=200)), [160] * 2000, [4096] * 300):
+        again = run(stream.audio, VadSettings(), blocks)
+        assert [(s.start_sample, s.end_sample, s.reason) for s in again] == [
+            (s.start_sample, s.end_sample, s.reason) for s in whole
+        ]
+    for seg in whole:
+        assert len(seg.audio) == seg.end_sample - seg.start_sample
+        np.testing.assert_array_equal(seg.audio, stream.audio[seg.start_sample : seg.end_sample])
+
+
+def test_reset_starts_a_new_stream() -> None:
+    audio, _ = tone_bursts([(0.5, 0.9), (1.5, 2.0)], total_s=2.5)
+    seg = make_segmenter(VadSettings(), RATE)
+    first = [e for e in seg.push(audio) + seg.flush() if isinstance(e, Segment)]
+    assert seg.samples_seen == len(audio)
+    seg.reset()
+    assert seg.samples_seen == 0
+    second = [e for e in seg.push(audio) + seg.flush() if isinstance(e, Segment)]
+    assert [(s.id, s.start_sample, s.end_sample) for s in first] == [
+        (s.id, s.start_sample, s.end_sample) for s in second
+    ]
+
+
+def test_unsupported_sample_rate_fails_start_up() -> None:
+    with pytest.raises(StartupError, match="sample rate"):
+        make_segmenter(VadSettings(), 22050)
+
+
+# --- silero-vad backend --------------------------------------------------------------
+
+SILERO = VadSettings(backend="silero")
+
+
+@needs_espeak
+def test_silero_backend_finds_espeak_words() -> None:
+    pytest.importorskip("silero_vad")
+    pytest.importorskip("onnxruntime")
+    stream = ten_word_stream(np.random.default_rng(3), voice=Voice("espeak-ng", "en-gb", rate=160, pitch=40))
+    found = run(stream.audio, SILERO)
+    assert_within(found, [(w.start, w.end) for w in stream.words], 0.1)
+
+
+@needs_espeak
+def test_silero_backend_still_responds_after_a_minute_of_clatter() -> None:
+    pytest.importorskip("silero_vad")
+    rng = np.random.default_rng(12)
+    clatter = set_level_dbfs(make_noise("clatter", 60 * RATE, rng, RATE), -35.0)
+    words = spoken_words(["stop", "seven"])
+    gap = np.zeros(RATE, dtype=np.float32)
+    tail = np.concatenate([set_level_dbfs(words[0], -20.0), gap, set_level_dbfs(words[1], -20.0), gap])
+    audio = np.concatenate(
+        [clatter, tail + set_level_dbfs(make_noise("clatter", len(tail), rng, RATE), -35.0)]
+    )
+    found = run(audio, SILERO)
+    late = [s for s in found if s.start > 59.5]
+    assert len(late) == 2, bounds(found)
+
+
+def test_missing_silero_package_is_a_clear_startup_error() -> None:
+    """Never a silent fallback to webrtcvad: run with silero_vad made unimportable."""
+    code = (
+        "import sys\n"
+        "class Block:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name == 'silero_vad': raise ModuleNotFoundError(name)\n"
+        "sys.meta_path.insert(0, Block())\n"
+        "from streamclf.config import VadSettings\n"
+        "from streamclf.errors import StartupError\n"
+        "from streamclf.segmenter import make_segmenter\n"
+        "try:\n"
+        "    make_segmenter(VadSettings(backend='silero'), 16000)\n"
+        "except StartupError as exc:\n"
+        "    print(exc); sys.exit(3)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 3, proc.stderr
+    assert "silero-vad" in proc.stdout and "pip install" in proc.stdout
+    assert "Traceback" not in proc.stderr
+
+
+# --- properties ----------------------------------------------------------------------
+
+piece = st.tuples(
+    st.sampled_from(["silence", "tone", "white", "clatter"]),
+    st.floats(0.02, 2.5),
+    st.floats(-55.0, -6.0),
+)
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    pieces=st.lists(piece, min_size=1, max_size=8),
+    max_s=st.floats(0.5, 3.0),
+    block=st.integers(1, 4000),
+    seed=st.integers(0, 2**16),
+)
+def test_segments_never_overlap_run_backwards_or_exceed_max(
+    pieces: list[tuple[str, float, float]], max_s: float, block: int, seed: int
+) -> None:
+    rng = np.random.default_rng(seed)
+    parts = []
+    for kind, seconds, level in pieces:
+        n = max(1, int(seconds * RATE))
+        if kind == "silence":
+            parts.append(np.zeros(n, dtype=np.float32))
+        elif kind == "tone":
+            parts.append(set_level_dbfs(vowel_tone(n / RATE, rng)[:n], level))
+        else:
+            parts.append(set_level_dbfs(make_noise(kind, n, rng, RATE), level))
+    audio = np.concatenate(parts)
+    vad = dataclasses.replace(VadSettings(), max_utterance_s=max_s)
+    seg = make_segmenter(vad, RATE)
+    events = []
+    for pos in range(0, len(audio), block):
+        events += seg.push(audio[pos : pos + block])
+    events += seg.flush()
+    segments = [e for e in events if isinstance(e, Segment)]
+    max_samples = round(max_s * RATE)
+    assert [s.id for s in segments] == list(range(len(segments)))
+    previous_end = 0
+    for s in segments:
+        assert previous_end <= s.start_sample < s.end_sample <= len(audio)
+        assert s.end_sample - s.start_sample <= max_samples
+        assert len(s.audio) == s.end_sample - s.start_sample
+        previous_end = s.end_sample
+    starts = [e.sample for e in events if isinstance(e, SpeechStart)]
+    assert starts == sorted(starts)
+    assert seg.samples_seen == len(audio)
