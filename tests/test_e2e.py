@@ -167,6 +167,5 @@ def test_listen_on_the_virtual_microphone(
     shifts += [u["end"] - w.end for u, w in zip(found, stream.words)]
     offset = float(np.median(shifts))
     assert offset >= mic_t0 - 1.0
-    print([(round(u["start"] - offset - w.start, 3), round(u["end"] - offset - w.end, 3)) for u, w in zip(found, stream.words)])
     assert_matches_truth(found, stream, offset=offset)
     assert all(u["source"].startswith("mic") for u in found)
