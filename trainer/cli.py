@@ -44,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     if importlib.util.find_spec("trainer.synth") is not None:
         importlib.import_module("trainer.synth").add_synth_parser(commands)
+    importlib.import_module("trainer.export").add_export_parser(commands)
     return parser
 
 
@@ -87,6 +88,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _fit(args, argv)
         if args.command == "evaluate":
             return _evaluate(args)
+        if args.command == "export":
+            return int(importlib.import_module("trainer.export").run_export(args))
         exit_code: int = importlib.import_module("trainer.synth").run_synth(args)  # the synth subcommand
         return exit_code
     except StreamclfError as err:
