@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import collections
 import threading
+from collections.abc import Callable
 from typing import Literal
 
 from .events import Event
@@ -30,6 +31,9 @@ class Subscription:
         self._queue: collections.deque[Event] = collections.deque()
         self._cond = threading.Condition()
         self._closed = False
+        self.on_event: Callable[[], None] | None = None
+        """Called (outside the lock, on the publisher's thread) after each offer: lets a
+        selector-based consumer wake up instead of polling. It must not block."""
 
     @property
     def closed(self) -> bool:
@@ -46,9 +50,11 @@ class Subscription:
                     self.overflowed = True
                     self._closed = True
                 self._cond.notify_all()
-                return
-            self._queue.append(event)
-            self._cond.notify()
+            else:
+                self._queue.append(event)
+                self._cond.notify()
+        if self.on_event is not None:
+            self.on_event()
 
     def get(self, timeout: float | None = None) -> Event | None:
         """The next event, or None on timeout or once closed and drained."""

@@ -33,9 +33,9 @@ from ..events import encode
 log = logging.getLogger(__name__)
 
 _POLL_S = 0.01
-"""How often, in seconds, the server thread looks for new events while clients are connected."""
+"""Select timeout, in seconds, while flushing at shutdown."""
 _IDLE_POLL_S = 0.5
-"""Select timeout, in seconds, with no client connected (only the listener to watch)."""
+"""Select timeout, in seconds, otherwise: each published event wakes the selector itself."""
 _CHUNK_BYTES = 64 * 1024
 """Most encoded bytes held outside the subscription per client (besides the kernel buffer)."""
 _UNIX_PATH_MAX = 107
@@ -137,6 +137,7 @@ class SocketPublisher:
         self._clients: dict[int, _Client] = {}
         self._selector = selectors.DefaultSelector()
         self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_w.setblocking(False)  # publishing must never block on a busy server thread
         self._stop = threading.Event()
         self._flush_deadline = 0.0
         self._thread: threading.Thread | None = None
@@ -310,7 +311,7 @@ class SocketPublisher:
                 self._pump(client)
             if stopping and (time.monotonic() >= self._flush_deadline or not self._anything_to_send()):
                 return
-            timeout = _POLL_S if clients else _IDLE_POLL_S
+            timeout = _POLL_S if stopping else _IDLE_POLL_S  # publishing wakes the selector
             for key, mask in self._selector.select(timeout):
                 sock = key.fileobj
                 if sock is self._listener:
@@ -340,6 +341,7 @@ class SocketPublisher:
         conn.setblocking(False)
         peer_name = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else "unix client"
         sub = self.bus.subscribe(f"socket {peer_name}", maxsize=self.buffer_events, overflow="close")
+        sub.on_event = self._wake
         client = _Client(conn, sub, peer_name)
         with self._lock:
             self._clients[id(client)] = client
