@@ -19,7 +19,7 @@ from .errors import EXIT_STARTUP, StreamclfError
 
 log = logging.getLogger(__name__)
 
-DEMO_RECORDING = "demo.flac"
+DEMO_RECORDING = "demo.ogg"
 
 
 def bundled_model_dir() -> Path:
