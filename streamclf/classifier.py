@@ -102,10 +102,18 @@ class TorchClassifier:
             for row_s, row_i in zip(scores.tolist(), indices.tolist(), strict=True)
         ]
 
+    @property
+    def parameters(self) -> int:
+        return int(sum(p.numel() for p in self.model.parameters()))
+
     def warm_up(self) -> None:
         rng = np.random.default_rng(0)
         quiet = (rng.standard_normal(round(WARM_UP_SECONDS * self.sample_rate)) * 1e-3).astype(np.float32)
         self.classify([quiet], top_k=1)
+
+
+SMALL_MODEL_PARAMETERS = 5_000_000
+"""With ``threads = 0``, models under this size run on one thread."""
 
 
 def load_classifier(settings: ModelSettings) -> Classifier:
@@ -114,10 +122,14 @@ def load_classifier(settings: ModelSettings) -> Classifier:
         return _load_onnx(settings)
     ref = settings.model if settings.model is not None else _default_model_ref()
     classifier = TorchClassifier.load(ref)
-    if settings.threads > 0:
-        import torch
+    import torch
 
+    if settings.threads > 0:
         torch.set_num_threads(settings.threads)
+    elif classifier.parameters < SMALL_MODEL_PARAMETERS:
+        # a small model's layers are too short to split: extra threads only add hand-offs
+        # (benchmarks/throughput.py: the default model, 2 threads 67x real time, 1 thread 175x)
+        torch.set_num_threads(1)
     log.info("model %s: %d labels at %d Hz", classifier.name, len(classifier.labels), classifier.sample_rate)
     return classifier
 

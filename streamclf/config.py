@@ -110,7 +110,7 @@ class ModelSettings:
     threshold: float = setting(0.5, _between(0.0, 1.0))
     """Top score needed to accept a label; below it the event has label null, accepted false."""
     threads: int = setting(0, _between(0, 256))
-    """Inference threads; 0 lets the backend choose."""
+    """Inference threads; 0: one for small models (under 5 M parameters), else the backend's choice."""
     max_batch: int = setting(8, _between(1, 256))
     """Most segments classified together when several are waiting."""
     queue_size: int = setting(32, _between(1, 10000))
