@@ -7,11 +7,13 @@ or a bad value raises :class:`ConfigError` naming the key (exit code 3).
 from __future__ import annotations
 
 import dataclasses
-import tomllib
+import itertools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, get_type_hints
+
+import tomllib
 
 from .errors import ConfigError
 
@@ -221,7 +223,8 @@ def settings_from_dict(data: Mapping[str, Any], base: Settings | None = None) ->
         if not isinstance(values, Mapping):
             raise ConfigError(section, "must be a table")
         current = getattr(settings, section)
-        settings = dataclasses.replace(settings, **{section: _build(section, SECTIONS[section], values, current)})
+        updated = _build(section, SECTIONS[section], values, current)
+        settings = dataclasses.replace(settings, **{section: updated})
     return settings
 
 
@@ -244,7 +247,8 @@ def describe(cls: type) -> list[tuple[str, Any, str]]:
     tree = ast.parse(inspect.getsource(cls))
     docs: dict[str, str] = {}
     body = tree.body[0].body  # type: ignore[attr-defined]
-    for node, nxt in zip(body, body[1:]):
-        if isinstance(node, ast.AnnAssign) and isinstance(nxt, ast.Expr) and isinstance(nxt.value, ast.Constant):
+    for node, nxt in itertools.pairwise(body):
+        documented = isinstance(nxt, ast.Expr) and isinstance(nxt.value, ast.Constant)
+        if isinstance(node, ast.AnnAssign) and documented:
             docs[node.target.id] = str(nxt.value.value)  # type: ignore[union-attr]
     return [(f.name, f.default, docs.get(f.name, "")) for f in fields(cls)]

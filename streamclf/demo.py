@@ -43,21 +43,27 @@ def microphone_available() -> bool:
 
 def demo_settings(use_mic: bool, recording: Path, speed: float) -> Settings:
     s = Settings()
-    capture = replace(s.capture, source="mic") if use_mic else replace(s.capture, source=str(recording), speed=speed)
+    if use_mic:
+        capture = replace(s.capture, source="mic")
+    else:
+        capture = replace(s.capture, source=str(recording), speed=speed)
     return replace(s, capture=capture, output=replace(s.output, status_interval_s=2.0))
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="streamclf-demo", description=__doc__)
-    parser.add_argument("--no-mic", action="store_true", help="play the demo recording even if a mic is present")
+    parser.add_argument("--no-mic", action="store_true", help="play the recording even with a mic present")
     parser.add_argument("--speed", type=float, default=1.0, help="pacing of the demo recording (0: fastest)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="streamclf: %(message)s")
 
     model_dir = bundled_model_dir()
     if not (model_dir / "config.json").is_file():
-        print(f"streamclf: bundled default model not found at {model_dir}; build it with scripts/build-default-model",
-              file=sys.stderr)
+        print(
+            f"streamclf: bundled default model not found at {model_dir}; "
+            "build it with scripts/build-default-model",
+            file=sys.stderr,
+        )
         return EXIT_STARTUP
     recording = demo_recording()
     use_mic = not args.no_mic and microphone_available()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal, Union
+from typing import Any, Literal
 
 SCHEMA_VERSION = 1
 
@@ -71,7 +71,7 @@ class ErrorEvent:
     type: Literal["error"] = "error"
 
 
-Event = Union[UtteranceEvent, SpeechEvent, StatusEvent, ErrorEvent]
+Event = UtteranceEvent | SpeechEvent | StatusEvent | ErrorEvent
 
 _EVENT_TYPES: dict[str, type] = {
     "utterance": UtteranceEvent,
@@ -130,6 +130,6 @@ def decode(line: str | bytes) -> Event:
     if kind == "utterance":
         body["intents"] = tuple(Intent(**i) for i in body.get("intents", ()))
     try:
-        return _EVENT_TYPES[kind](**body)  # type: ignore[no-any-return]
+        return _EVENT_TYPES[kind](**body)
     except TypeError as exc:
         raise DecodeError(f"bad {kind} event: {exc}") from None

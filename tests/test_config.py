@@ -119,7 +119,9 @@ _scalar = st.one_of(
 @given(
     st.dictionaries(
         st.sampled_from([*config.SECTIONS, "bogus"]),
-        st.dictionaries(st.sampled_from(["frame_ms", "threshold", "top_k", "source", "publish", "json", "nope"]), _scalar),
+        st.dictionaries(
+            st.sampled_from(["frame_ms", "threshold", "top_k", "source", "publish", "json", "nope"]), _scalar
+        ),
     )
 )
 def test_loader_either_accepts_or_names_a_key(data: dict) -> None:

@@ -26,9 +26,10 @@ def test_demo_runs_headless_to_the_end() -> None:
     events = [json.loads(line) for line in proc.stdout.splitlines()]
     found = [e for e in events if e["type"] == "utterance"]
     assert len(found) == len(truth)
-    for event, word in zip(found, truth):
+    for event, word in zip(found, truth, strict=True):
         assert event["start"] < word["end"] and event["end"] > word["start"]  # each event covers its word
-    top1 = sum(e["intents"][0]["label"] == w["text"] for e, w in zip(found, truth))
+    top1 = sum(e["intents"][0]["label"] == w["text"] for e, w in zip(found, truth, strict=True))
     # a voice held out of training: most words must still come out right
-    assert top1 >= len(truth) // 2, [(e["intents"][0]["label"], w["text"]) for e, w in zip(found, truth)]
+    pairs = [(e["intents"][0]["label"], w["text"]) for e, w in zip(found, truth, strict=True)]
+    assert top1 >= len(truth) // 2, pairs
     assert events[-1]["type"] == "status" and events[-1]["state"] == "stopped"

@@ -57,7 +57,7 @@ def utterances(stdout: str) -> list[dict]:
 
 def assert_matches_truth(found: list[dict], stream: Stream, offset: float = 0.0) -> None:
     assert len(found) == len(stream.words), [(u["start"], u["end"]) for u in found]
-    for event, truth in zip(found, stream.words):
+    for event, truth in zip(found, stream.words, strict=True):
         assert abs(event["start"] - offset - truth.start) <= TOLERANCE_S, (event, truth)
         assert abs(event["end"] - offset - truth.end) <= TOLERANCE_S, (event, truth)
 
@@ -163,8 +163,8 @@ def test_listen_on_the_virtual_microphone(
     found = utterances(out)
     assert len(found) == len(stream.words), [(u["start"], u["end"]) for u in found]
     # times count from the daemon's stream start: align by the median shift, then every word must match
-    shifts = [u["start"] - w.start for u, w in zip(found, stream.words)]
-    shifts += [u["end"] - w.end for u, w in zip(found, stream.words)]
+    shifts = [u["start"] - w.start for u, w in zip(found, stream.words, strict=True)]
+    shifts += [u["end"] - w.end for u, w in zip(found, stream.words, strict=True)]
     offset = float(np.median(shifts))
     assert offset >= mic_t0 - 1.0
     assert_matches_truth(found, stream, offset=offset)
