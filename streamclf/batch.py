@@ -27,6 +27,9 @@ from .worker import Worker
 
 log = logging.getLogger(__name__)
 
+STOP_POLL_S = 0.1
+"""How often, in seconds, a running file checks whether the run should stop."""
+
 
 @dataclass(frozen=True)
 class BatchResult:
@@ -62,8 +65,20 @@ def _whole_file_segment(source: FileSource, sample_rate: int) -> Segment | None:
     return Segment(0, 0, audio.size, sample_rate, audio, "flush", time.monotonic())
 
 
-def classify_file(path: str, classifier: Classifier, bus: EventBus, settings: Settings, no_vad: bool) -> None:
-    """Classify one file; raises InputError when it cannot be read as audio."""
+def _never() -> bool:
+    return False
+
+
+def classify_file(
+    path: str,
+    classifier: Classifier,
+    bus: EventBus,
+    settings: Settings,
+    no_vad: bool,
+    should_stop: Callable[[], bool] = _never,
+) -> None:
+    """Classify one file; raises InputError when it cannot be read as audio. ``should_stop``
+    (polled) ends the file early, e.g. when the reader of the output went away."""
     source = FileSource(Path(path), speed=0.0)
     source.open()
     worker = _worker(classifier, bus, settings, source.name, path)
@@ -80,7 +95,10 @@ def classify_file(path: str, classifier: Classifier, bus: EventBus, settings: Se
     segmenter = make_segmenter(settings.vad, classifier.sample_rate)
     pipeline = Pipeline(source, segmenter, worker, bus, speech_events=False)
     pipeline.start()
-    pipeline.wait()
+    while not pipeline.wait(STOP_POLL_S):
+        if should_stop():
+            pipeline.stop(timeout=STOP_POLL_S)
+            return
     if pipeline.failed is not None:
         raise InputError(f"{path}: {pipeline.failed}")
 
@@ -93,13 +111,17 @@ def classify_files(
     *,
     no_vad: bool,
     on_error: Callable[[str, str], None],
+    should_stop: Callable[[], bool] = _never,
 ) -> BatchResult:
+    """Classify each file in turn; ``should_stop`` (polled) ends the run early."""
     failed: list[tuple[str, str]] = []
     before = bus.published
     settings = replace(settings, capture=replace(settings.capture, speed=0.0))
     for path in paths:
+        if should_stop():
+            break
         try:
-            classify_file(path, classifier, bus, settings, no_vad)
+            classify_file(path, classifier, bus, settings, no_vad, should_stop)
         except InputError as exc:
             failed.append((path, str(exc)))
             on_error(path, str(exc))

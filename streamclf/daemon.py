@@ -141,8 +141,9 @@ class Daemon:
         classifier.warm_up()
         self.classifier = classifier
         self.source = _make_source(s.capture)
-        self._open_source(self.source)
-        self._start_sinks()
+        self._start_sinks()  # first: events about a device we wait for must reach the sinks
+        if not self._open_source(self.source):
+            return  # stopped while waiting for the device
         self.worker = Worker(
             classifier,
             self.bus.publish,
@@ -167,20 +168,21 @@ class Daemon:
         self.pipeline.start()
         self.notifier.status(f"waiting for audio from {self.source.name}")
 
-    def _open_source(self, source: Source) -> None:
-        """Open the source; with ``wait_for_device``, wait for an absent device with backoff."""
+    def _open_source(self, source: Source) -> bool:
+        """Open the source; with ``wait_for_device``, wait for an absent device with backoff.
+        False when a stop signal ended the wait."""
         backoff = 0.5
         while True:
             try:
                 source.open()
-                return
+                return True
             except StartupError as exc:
                 if not self.settings.capture.wait_for_device or self.stop_requested.is_set():
                     raise
                 log.warning("waiting for the audio device: %s", exc)
                 self.bus.publish(ErrorEvent("device_absent", str(exc)))
                 if self.stop_requested.wait(backoff):
-                    raise
+                    return False
                 backoff = min(self.settings.capture.reopen_max_backoff_s, backoff * 2)
 
     def _start_sinks(self) -> None:
@@ -398,7 +400,8 @@ class Daemon:
         self.install_signal_handlers()
         try:
             self.start()
-            self.loop()
+            if self.pipeline is not None:
+                self.loop()
         finally:
             code = self.shutdown()
         if self.stop_signal is not None:

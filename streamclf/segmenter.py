@@ -222,6 +222,7 @@ class FrameSegmenter:
     def _go_idle(self) -> None:
         self._open = False
         self._confirmed = False
+        self._continued = False  # the open segment continues one cut at max_utterance_s
         self._fill = 0  # samples in _buf
         self._buf_start = self._frames_end  # stream index of _buf[0]
         self._onset = 0
@@ -302,7 +303,10 @@ class FrameSegmenter:
             # until a voiced frame joins it
             self._silence += 1
         if self._silence >= self._t.hangover_frames:
-            if self._confirmed and self._last_speech_end - self._onset >= self._t.min_length:
+            length = self._last_speech_end - self._onset
+            # a continuation after a max-length cut is the rest of an utterance already
+            # accepted: kept however short, as long as it holds speech
+            if self._confirmed and (length >= self._t.min_length or (self._continued and length > 0)):
                 self._emit(events, "silence")
             self._go_idle()
             return
@@ -332,6 +336,7 @@ class FrameSegmenter:
             self._go_idle()
             return
         self._emit(events, "max_length", end=self._buf_start + self._fill)
+        self._continued = True
         self._fill = 0
         self._buf_start = self._frames_end
         self._onset = self._frames_end

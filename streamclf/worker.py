@@ -191,6 +191,12 @@ class Worker:
             return False
         return True
 
+    @property
+    def queued(self) -> int:
+        """Segments waiting now (never more than ``queue_size``)."""
+        with self._cond:
+            return len(self._queue)
+
     def counters(self) -> dict[str, int]:
         return {
             "classified": self.classified,

@@ -20,6 +20,17 @@ from ..events import encode
 log = logging.getLogger(__name__)
 
 
+def point_at_devnull(stream: object) -> None:
+    """Point a stream whose reader went away at /dev/null, so later writes and the
+    interpreter's final flush neither fail nor print a BrokenPipeError."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, stream.fileno())  # type: ignore[attr-defined]
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):
+        pass
+
+
 class JsonlSink:
     def __init__(self, subscription: Subscription, stream: BinaryIO | None = None) -> None:
         self.subscription = subscription
@@ -45,12 +56,7 @@ class JsonlSink:
         """The reader closed the pipe: stop writing and keep the interpreter's final flush quiet."""
         self.closed_by_reader.set()
         self.subscription.close()
-        try:
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, self._stream.fileno())
-            os.close(devnull)
-        except (OSError, ValueError, AttributeError):
-            pass
+        point_at_devnull(self._stream)
 
     def _run(self) -> None:
         sub = self.subscription

@@ -8,6 +8,7 @@ from typing import TextIO
 
 from ..bus import Subscription
 from ..events import ErrorEvent, UtteranceEvent
+from .jsonl import point_at_devnull
 
 
 def format_utterance(event: UtteranceEvent) -> str:
@@ -21,6 +22,7 @@ class PrettySink:
     def __init__(self, subscription: Subscription, stream: TextIO | None = None) -> None:
         self.subscription = subscription
         self._stream = stream if stream is not None else sys.stdout
+        self.closed_by_reader = threading.Event()
         self._thread = threading.Thread(target=self._run, name="pretty-sink", daemon=True)
 
     def start(self) -> None:
@@ -34,11 +36,21 @@ class PrettySink:
                 if sub.closed and sub.pending() == 0:
                     return
                 continue
-            if isinstance(event, UtteranceEvent):
-                self._stream.write(format_utterance(event) + "\n")
-            elif isinstance(event, ErrorEvent):
-                self._stream.write(f"error: {event.code}: {event.message}\n")
-            self._stream.flush()
+            try:
+                if isinstance(event, UtteranceEvent):
+                    self._stream.write(format_utterance(event) + "\n")
+                elif isinstance(event, ErrorEvent):
+                    self._stream.write(f"error: {event.code}: {event.message}\n")
+                self._stream.flush()
+            except (BrokenPipeError, ConnectionResetError, ValueError):
+                self._reader_gone()
+                return
+
+    def _reader_gone(self) -> None:
+        """The reader closed the pipe (``| head``): stop, and keep the final flush at exit quiet."""
+        self.closed_by_reader.set()
+        self.subscription.close()
+        point_at_devnull(self._stream)
 
     def close(self, timeout: float = 1.0) -> None:
         self.subscription.close()
