@@ -214,16 +214,25 @@ def _unreachable_hub_endpoint(timeout_s: float = 3.0) -> str | None:
         return constants.ENDPOINT
 
 
+def read_model_json(path: Path, shown: str) -> dict[str, Any]:
+    """A model directory's JSON file as a dict; StartupError (exit 3) naming the file otherwise."""
+    if not path.is_file():
+        raise StartupError(f"model {shown}: no {path.name}")
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise StartupError(f"model {shown}: unreadable {path.name} ({exc})") from None
+    if not isinstance(raw, dict):
+        raise StartupError(f"model {shown}: {path.name} is not a JSON object")
+    return raw
+
+
 def _check_model_dir(directory: Path, *, shown: str) -> None:
     """Refuse, with a clear message, anything that is not a safetensors audio-classification model."""
-    config_file = directory / "config.json"
-    if not config_file.is_file():
+    if not (directory / "config.json").is_file():
         raise StartupError(f"model {shown}: no config.json: not a Hugging Face model directory")
-    try:
-        raw = json.loads(config_file.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise StartupError(f"model {shown}: unreadable config.json ({exc})") from None
-    if not isinstance(raw, dict) or not raw.get("id2label"):
+    raw = read_model_json(directory / "config.json", shown)
+    if not raw.get("id2label"):
         raise StartupError(f"model {shown}: not an audio-classification model (config.json has no id2label)")
     _check_architecture(directory, raw, shown=shown)
     if not any(directory.glob("*.safetensors")):

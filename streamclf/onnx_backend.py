@@ -16,7 +16,6 @@ nor transformers is imported, so start-up and memory stay small.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from .classifier import read_model_json
 from .config import ModelSettings
 from .errors import StartupError
 from .events import Intent
@@ -201,21 +201,9 @@ def find_model_files(ref: str | None) -> OnnxModelFiles:
     return OnnxModelFiles(
         directory=directory,
         graph=graph,
-        config=_read_json(directory / "config.json", shown),
-        preprocessor=_read_json(directory / "preprocessor_config.json", shown),
+        config=read_model_json(directory / "config.json", shown),
+        preprocessor=read_model_json(directory / "preprocessor_config.json", shown),
     )
-
-
-def _read_json(path: Path, shown: str) -> dict[str, Any]:
-    if not path.is_file():
-        raise StartupError(f"model {shown}: no {path.name}")
-    try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise StartupError(f"model {shown}: unreadable {path.name} ({exc})") from None
-    if not isinstance(raw, dict):
-        raise StartupError(f"model {shown}: {path.name} is not a JSON object")
-    return raw
 
 
 def labels_from(config: dict[str, Any], *, shown: str) -> tuple[str, ...]:

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import sys
-import threading
 from typing import TextIO
 
 from ..bus import Subscription
-from ..events import ErrorEvent, UtteranceEvent
-from .jsonl import point_at_devnull
+from ..events import ErrorEvent, Event, UtteranceEvent
+from .stream import StreamSink
 
 
 def format_utterance(event: UtteranceEvent) -> str:
@@ -18,40 +17,14 @@ def format_utterance(event: UtteranceEvent) -> str:
     return f"{where}{event.start:8.2f}–{event.end:<8.2f} {label:<14} {ranked}"
 
 
-class PrettySink:
+class PrettySink(StreamSink):
+    name = "pretty-sink"
+
     def __init__(self, subscription: Subscription, stream: TextIO | None = None) -> None:
-        self.subscription = subscription
-        self._stream = stream if stream is not None else sys.stdout
-        self.closed_by_reader = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="pretty-sink", daemon=True)
+        super().__init__(subscription, stream if stream is not None else sys.stdout)
 
-    def start(self) -> None:
-        self._thread.start()
-
-    def _run(self) -> None:
-        sub = self.subscription
-        while True:
-            event = sub.get(timeout=0.5)
-            if event is None:
-                if sub.closed and sub.pending() == 0:
-                    return
-                continue
-            try:
-                if isinstance(event, UtteranceEvent):
-                    self._stream.write(format_utterance(event) + "\n")
-                elif isinstance(event, ErrorEvent):
-                    self._stream.write(f"error: {event.code}: {event.message}\n")
-                self._stream.flush()
-            except (BrokenPipeError, ConnectionResetError, ValueError):
-                self._reader_gone()
-                return
-
-    def _reader_gone(self) -> None:
-        """The reader closed the pipe (``| head``): stop, and keep the final flush at exit quiet."""
-        self.closed_by_reader.set()
-        self.subscription.close()
-        point_at_devnull(self._stream)
-
-    def close(self, timeout: float = 1.0) -> None:
-        self.subscription.close()
-        self._thread.join(timeout)
+    def write_event(self, event: Event) -> None:
+        if isinstance(event, UtteranceEvent):
+            self._stream.write(format_utterance(event) + "\n")
+        elif isinstance(event, ErrorEvent):
+            self._stream.write(f"error: {event.code}: {event.message}\n")
