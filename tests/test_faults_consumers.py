@@ -63,29 +63,33 @@ def streamclf_cmd(*args: str) -> list[str]:
     return [sys.executable, "-m", "streamclf", *args]
 
 
-def test_listen_into_head_n_1_exits_0_without_a_traceback(
-    tmp_path: Path, model_dir: Path, words_wav: Path
-) -> None:
-    config = config_file(tmp_path, status_interval_s=0.2)
-    daemon = subprocess.Popen(
-        streamclf_cmd(
-            "listen", "--json", "--model", str(model_dir), "--source", str(words_wav), "--config", str(config)
-        ),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
+def into_head_n_1(args: list[str], wait_s: float) -> tuple[str, int, str]:
+    """Run ``streamclf ARGS | head -n 1`` for real.
+
+    Returns what head printed, streamclf's exit code and its stderr."""
+    daemon = subprocess.Popen(streamclf_cmd(*args), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     assert daemon.stdout is not None
     head = subprocess.run(["head", "-n", "1"], stdin=daemon.stdout, capture_output=True, timeout=120)
     daemon.stdout.close()  # only head holds the read end now, and head has exited
     try:
-        rc = daemon.wait(timeout=30)  # the file plays for a minute: only EPIPE can end it this soon
+        rc = daemon.wait(timeout=wait_s)
     finally:
         if daemon.poll() is None:
             daemon.kill()
     stderr = daemon.stderr.read().decode() if daemon.stderr else ""
+    return head.stdout.decode(), rc, stderr
+
+
+def test_listen_into_head_n_1_exits_0_without_a_traceback(
+    tmp_path: Path, model_dir: Path, words_wav: Path
+) -> None:
+    config = config_file(tmp_path, status_interval_s=0.2)
+    args = ["listen", "--json", "--model", str(model_dir), "--source", str(words_wav), "--config", str(config)]
+    # the file plays for a minute: only EPIPE can end it within 30 s
+    printed, rc, stderr = into_head_n_1(args, wait_s=30)
     assert rc == 0, stderr
     assert "Traceback" not in stderr and "BrokenPipe" not in stderr, stderr
-    (line,) = head.stdout.decode().splitlines()
+    (line,) = printed.splitlines()
     assert json.loads(line)["version"] == 1
 
 
@@ -93,23 +97,10 @@ def test_classify_into_head_n_1_exits_0_without_a_traceback(
     tmp_path: Path, model_dir: Path, words_wav: Path
 ) -> None:
     files = [str(words_wav)] * 20  # 20 min of audio: classify stops at EPIPE instead
-    daemon = subprocess.Popen(
-        streamclf_cmd("classify", "--json", "--model", str(model_dir), *files),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    assert daemon.stdout is not None
-    head = subprocess.run(["head", "-n", "1"], stdin=daemon.stdout, capture_output=True, timeout=120)
-    daemon.stdout.close()
-    try:
-        rc = daemon.wait(timeout=120)
-    finally:
-        if daemon.poll() is None:
-            daemon.kill()
-    stderr = daemon.stderr.read().decode() if daemon.stderr else ""
+    printed, rc, stderr = into_head_n_1(["classify", "--json", "--model", str(model_dir), *files], wait_s=120)
     assert rc == 0, stderr
     assert "Traceback" not in stderr, stderr
-    assert json.loads(head.stdout.decode())["type"] == "utterance"
+    assert json.loads(printed)["type"] == "utterance"
 
 
 class LineReader(threading.Thread):
@@ -301,20 +292,8 @@ def test_socket_subscribers_that_vanish_mid_write_are_dropped_and_the_rest_go_on
 def test_human_readable_classify_into_head_n_1_exits_0_without_a_traceback(
     model_dir: Path, words_wav: Path
 ) -> None:
-    daemon = subprocess.Popen(
-        streamclf_cmd("classify", "--no-json", "--model", str(model_dir), str(words_wav), str(words_wav)),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    assert daemon.stdout is not None
-    head = subprocess.run(["head", "-n", "1"], stdin=daemon.stdout, capture_output=True, timeout=120)
-    daemon.stdout.close()
-    try:
-        rc = daemon.wait(timeout=120)
-    finally:
-        if daemon.poll() is None:
-            daemon.kill()
-    stderr = daemon.stderr.read().decode() if daemon.stderr else ""
-    assert head.stdout.decode().count("\n") == 1
+    args = ["classify", "--no-json", "--model", str(model_dir), str(words_wav), str(words_wav)]
+    printed, rc, stderr = into_head_n_1(args, wait_s=120)
+    assert printed.count("\n") == 1
     assert rc == 0, stderr
     assert "Traceback" not in stderr, stderr
