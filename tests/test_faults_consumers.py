@@ -84,7 +84,8 @@ def test_listen_into_head_n_1_exits_0_without_a_traceback(
     tmp_path: Path, model_dir: Path, words_wav: Path
 ) -> None:
     config = config_file(tmp_path, status_interval_s=0.2)
-    args = ["listen", "--json", "--model", str(model_dir), "--source", str(words_wav), "--config", str(config)]
+    args = ["listen", "--json", "--model", str(model_dir), "--source", str(words_wav)]
+    args += ["--config", str(config)]
     # the file plays for a minute: only EPIPE can end it within 30 s
     printed, rc, stderr = into_head_n_1(args, wait_s=30)
     assert rc == 0, stderr
