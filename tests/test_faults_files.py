@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
 import shutil
 import struct
 import subprocess
@@ -21,6 +20,7 @@ import pytest
 import soundfile as sf
 
 from streamclf.errors import EXIT_SOME_INPUTS_FAILED
+from tests.privileges import without_dac_override
 from tests.tiny_model import build_tiny_model, spoken_word
 
 RATE = 16000
@@ -184,12 +184,7 @@ def test_permission_denied_file_is_reported_and_the_rest_classified(tmp_path: Pa
     """Root reads any file through its DAC capabilities; the run as root drops them (``setpriv``
     removes CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH from the bounding set before exec), so the
     kernel refuses the mode-0 file for real."""
-    prefix: list[str] = []
-    if os.geteuid() == 0:
-        setpriv = shutil.which("setpriv")
-        if setpriv is None:
-            pytest.skip("running as root and setpriv (util-linux) is missing: root cannot be denied")
-        prefix = [setpriv, "--bounding-set=-dac_override,-dac_read_search"]
+    prefix = without_dac_override()
     good = tmp_path / "readable.wav"
     secret = tmp_path / "secret.wav"
     sf.write(good, word_with_pauses("go"), RATE, subtype="PCM_16")
