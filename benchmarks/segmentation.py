@@ -95,10 +95,44 @@ def run_classic_collector(aggressiveness: int = 2) -> Runner:
     return run
 
 
+def run_vad_iterator(threshold: float = 0.5, min_silence_ms: int = 100, pad_ms: int = 30) -> Runner:
+    """silero-vad's VADIterator rule (our own rewrite) on the bundled model, never reset: open at
+    p >= threshold, close after min_silence_ms below threshold - 0.15, pad both ends by pad_ms."""
+
+    def run(audio: np.ndarray) -> list[Found]:
+        from streamclf.vad.silero import SileroDetector
+
+        detector = SileroDetector(RATE, threshold, reset_after_s=600.0)
+        frame = detector.frame_samples
+        pad = RATE * pad_ms // 1000
+        out: list[Found] = []
+        start: int | None = None
+        quiet_since: int | None = None
+        for pos in range(0, len(audio) - frame + 1, frame):
+            detector.is_speech(audio[pos : pos + frame])
+            p = detector.probability
+            end_of_frame = pos + frame
+            if p >= threshold:
+                quiet_since = None
+                if start is None:
+                    start = max(pos - pad, 0)
+            elif start is not None and p < threshold - 0.15:
+                quiet_since = pos if quiet_since is None else quiet_since
+                if end_of_frame - quiet_since >= RATE * min_silence_ms // 1000:
+                    out.append(Found(start, min(quiet_since + pad, len(audio)), end_of_frame))
+                    start, quiet_since = None, None
+        if start is not None:
+            out.append(Found(start, len(audio), len(audio)))
+        return out
+
+    return run
+
+
 def configurations(names: Iterable[str] | None) -> dict[str, Runner]:
     base = VadSettings()
     every = {
         "classic 300ms/90% (baseline)": run_classic_collector(2),
+        "silero VADIterator (baseline)": run_vad_iterator(),
         "webrtc default": run_segmenter(base),
         "webrtc aggr=3": run_segmenter(dataclasses.replace(base, aggressiveness=3)),
         "webrtc no AGC": run_segmenter(dataclasses.replace(base, agc=False)),

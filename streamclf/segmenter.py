@@ -18,8 +18,10 @@ in the voiced band.
   (``REACH_MS``); in noise, ``masked_pad`` adds pre-roll and tail for the soft word edges the
   noise hides, more the closer the utterance's loudest frame is to the noise floor.
 * **Gaps**: an unconfirmed utterance that pauses for ``GAP_MS`` restarts at the next sound (a
-  clink before a word does not drag its start forward); unvoiced sound after such a pause does
-  not extend a confirmed utterance (a clink after a word does not hold it open).
+  clink before a word does not drag its start forward).
+* **Hold**: once confirmed, voiced speech frames restart the hangover (over murmur such as
+  babble, only those well above it); unvoiced sound does only within ``UNVOICED_HOLD_MS`` of
+  the last voiced frame (a final consonant), so a clink after a word never holds its end back.
 
 Timestamps are sample counts at ``sample_rate`` since the stream start, so results do not
 depend on block sizes or wall-clock time. All audio lives in one preallocated buffer.
@@ -56,6 +58,9 @@ the noise without passing the speech rule (soft consonants)."""
 GAP_MS = 100
 """A pause this long, in ms, inside an utterance separates sounds: an unconfirmed utterance
 restarts after it, and unvoiced sound after it does not extend a confirmed one."""
+UNVOICED_HOLD_MS = 60
+"""Unvoiced sound this long, in ms, after the last voiced frame of a confirmed utterance still holds
+it open (a final "s" or "t"); later unvoiced sound widens nothing and lets the hangover run."""
 STRONG_FRAMES = 2
 """Voiced frames well above the noise (see LevelTracker) that an utterance needs to be confirmed."""
 
@@ -118,6 +123,7 @@ class _Timing:
     confirm_frames: int
     hangover_frames: int
     gap_frames: int
+    unvoiced_hold: int
     preroll: int
     tail: int
     min_length: int
@@ -142,6 +148,7 @@ class _Timing:
             confirm_frames=0 if settings.confirm_ms == 0 else frames(settings.confirm_ms),
             hangover_frames=frames(settings.hangover_ms),
             gap_frames=frames(GAP_MS),
+            unvoiced_hold=frames(UNVOICED_HOLD_MS) * frame,
             preroll=round(settings.preroll_ms * sample_rate / 1000.0),
             tail=round(settings.tail_ms * sample_rate / 1000.0),
             min_length=round(settings.min_utterance_ms * sample_rate / 1000.0),
@@ -227,6 +234,7 @@ class FrameSegmenter:
         self._buf_start = self._frames_end  # stream index of _buf[0]
         self._onset = 0
         self._last_speech_end = 0
+        self._last_voiced_end = 0
         self._silence = 0
         self._voiced = 0
         self._strong = 0
@@ -292,15 +300,29 @@ class FrameSegmenter:
         after_gap = self._silence >= self._t.gap_frames
         if speech and after_gap and not self._confirmed:
             self._restart_candidate()
-        if speech and (voiced or not after_gap or not self._confirmed):
+        if not self._confirmed:
+            if speech:
+                self._last_speech_end = self._frames_end
+                self._silence = 0
+                self._voiced += voiced
+                self._strong += strong
+                self._check_confirmed(events)
+            else:
+                self._silence += 1
+        elif voiced and (strong or not self._levels.voice_like):
+            # voiced speech holds the utterance open (over murmur: only voiced speech well above it)
+            self._last_speech_end = self._last_voiced_end = self._frames_end
+            self._silence = 0
+        elif speech and self._frames_end - self._last_voiced_end <= self._t.unvoiced_hold:
+            # unvoiced sound right after voiced speech: a consonant inside or ending the word
             self._last_speech_end = self._frames_end
             self._silence = 0
-            self._voiced += voiced
-            self._strong += strong
-            self._check_confirmed(events)
         else:
-            # silence, or unvoiced sound after a gap (a clink after the word): not the utterance's
-            # until a voiced frame joins it
+            # silence, or unvoiced sound long after the last voiced frame: the hangover runs on,
+            # so a clink after a word never holds its end back; sound that goes on from the
+            # speech without a gap (a long final "s") still widens the segment up to the close
+            if speech and self._frames_end - self._last_speech_end <= self._t.gap_frames * self._t.frame:
+                self._last_speech_end = self._frames_end
             self._silence += 1
         if self._silence >= self._t.hangover_frames:
             length = self._last_speech_end - self._onset
@@ -327,6 +349,7 @@ class FrameSegmenter:
             return
         if self._voiced >= self._t.confirm_frames and self._strong >= STRONG_FRAMES:
             self._confirmed = True
+            self._last_voiced_end = self._frames_end
             self._levels.forget_since_mark()
             events.append(SpeechStart(self._onset))
 

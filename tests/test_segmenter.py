@@ -325,3 +325,47 @@ def test_segments_never_overlap_run_backwards_or_exceed_max(
     starts = [e.sample for e in events if isinstance(e, SpeechStart)]
     assert starts == sorted(starts)
     assert seg.samples_seen == len(audio)
+
+
+def clink_train(duration_s: float, level_dbfs: float, rng: np.random.Generator) -> np.ndarray:
+    """Dish clinks every 50-90 ms: decaying inharmonic high partials, like cutlery on a plate."""
+    out = np.zeros(round(duration_s * RATE))
+    pos = 0
+    while pos < len(out):
+        t = np.arange(round(0.08 * RATE)) / RATE
+        hit = sum(np.sin(2 * np.pi * rng.uniform(2000, 6000) * t) for _ in range(3)) * np.exp(-t / 0.02)
+        stop = min(len(out), pos + len(hit))
+        out[pos:stop] += hit[: stop - pos]
+        pos += round(rng.uniform(0.05, 0.09) * RATE)
+    return set_level_dbfs(out, level_dbfs)
+
+
+@needs_espeak
+@pytest.mark.parametrize("text", ["go", "seven", "down", "zero"])
+def test_clatter_right_after_a_word_does_not_hold_its_end_back(text: str) -> None:
+    rng = np.random.default_rng(21)
+    (word,) = spoken_words([text])
+    start, end = RATE, RATE + len(word)
+    audio = set_level_dbfs(make_noise("pink", end + 2 * RATE, rng, RATE), -60.0)
+    audio[start:end] += set_level_dbfs(word, -25.0)
+    clatter_start = end + round(0.04 * RATE)
+    audio[clatter_start : clatter_start + RATE // 2] += clink_train(0.5, -28.0, rng)
+    seg = make_segmenter(VadSettings(), RATE)
+    emitted = []
+    for pos in range(0, len(audio), 160):
+        for event in seg.push(audio[pos : pos + 160]):
+            if isinstance(event, Segment):
+                emitted.append((event, seg.samples_seen))
+    assert len(emitted) == 1, [(e.start, e.end) for e, _ in emitted]
+    segment, at = emitted[0]
+    assert segment.start_sample < end and segment.end_sample > start
+    # declared a hangover (160 ms) and at most the 60 ms unvoiced hold after the word, not after
+    # the half second of clatter
+    assert (at - end) / RATE <= 0.25, (at - end) / RATE
+
+
+@pytest.mark.parametrize("level", [-45.0, -30.0, -20.0])
+def test_murmur_already_under_way_when_the_stream_starts_is_not_speech(level: float) -> None:
+    rng = np.random.default_rng(int(-level))
+    audio = set_level_dbfs(make_noise("babble", 3 * RATE, rng, RATE), level)
+    assert [s for s in run(audio, VadSettings()) if s.start < 1.0] == []

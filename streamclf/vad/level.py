@@ -36,14 +36,20 @@ VOICED_BAND_HZ = (80.0, 1500.0)
 AUDIBLE_MARGIN_DB = 4.0
 """Level above the floor, dB, of audio that counts as part of an utterance next to its speech frames."""
 STRONG_EXTRA_DB = 3.0
+"""Extra level, dB above the noise peak's margin, of the voiced frames that confirm an utterance."""
 BABBLE_EXTRA_DB = 3.0
 """Raise of STRONG_EXTRA_DB, dB, when nearly all the background's energy is in the voiced band (babble)."""
-"""Extra level, dB above the noise peak's margin, of the frames that confirm an utterance."""
+VOICE_LIKE_SHARE = 0.7
+"""Share of the background's energy in the voiced band above which it counts as murmur."""
 WARM_UP_S = 1.5
 """At stream start the floor rises WARM_UP_RISE_DB_PER_S for this many seconds, to find the noise fast."""
 WARM_UP_RISE_DB_PER_S = 20.0
 WARM_UP_STEP_FACTOR = 3.0
 """The noise-peak quantile tracker takes steps this much larger during the warm-up."""
+COLD_START_DB = 10.0
+COLD_START_S = 0.5
+"""Extra margin, dB, at the very start of a stream, shrinking to 0 over COLD_START_S: before any
+background has been heard, a murmur already under way when the stream starts is not speech."""
 MIN_WINDOW_S = 3.0
 """The floor jumps up to the quietest frame of this many seconds when that is above it."""
 MIN_WINDOW_BLOCKS = 6
@@ -87,6 +93,7 @@ class LevelTracker:
         self._block_frames = max(1, round(MIN_WINDOW_S / MIN_WINDOW_BLOCKS * self._frames_per_s))
         self._warm_up_frames = round(WARM_UP_S * self._frames_per_s)
         self._warm_up_rise = WARM_UP_RISE_DB_PER_S / self._frames_per_s
+        self._cold_frames = max(1, round(COLD_START_S * self._frames_per_s))
         self._block_mins: deque[float] = deque(maxlen=MIN_WINDOW_BLOCKS)
         freqs = np.fft.rfftfreq(frame_samples, 1.0 / sample_rate)
         self._band = (freqs >= VOICED_BAND_HZ[0]) & (freqs <= VOICED_BAND_HZ[1])
@@ -110,9 +117,10 @@ class LevelTracker:
         if self.floor_db is None:
             self.floor_db = energy
         above = energy - self.floor_db
-        margin = max(self._margin_db, self.noise_peak_db + NOISE_PEAK_MARGIN_DB)
+        cold = COLD_START_DB * max(1.0 - self._frames / self._cold_frames, 0.0)
+        margin = max(self._margin_db, self.noise_peak_db + NOISE_PEAK_MARGIN_DB) + cold
         loud = above >= margin and energy >= ABSOLUTE_MIN_DBFS
-        strong = loud and above >= self.noise_peak_db + NOISE_PEAK_MARGIN_DB + self._strong_extra_db()
+        strong = loud and above >= self.noise_peak_db + NOISE_PEAK_MARGIN_DB + cold + self._strong_extra_db()
         spectrum = np.abs(np.fft.rfft(frame * self._window)) ** 2
         total = float(spectrum.sum())
         ratio = float(spectrum[self._band].sum()) / total if total > 0.0 else 0.0
@@ -136,6 +144,11 @@ class LevelTracker:
         """STRONG_EXTRA_DB, raised by up to BABBLE_EXTRA_DB when the background itself is voice-like."""
         voice_like = min(max((self.noise_voiced_share - 0.5) / 0.4, 0.0), 1.0)
         return STRONG_EXTRA_DB + BABBLE_EXTRA_DB * voice_like
+
+    @property
+    def voice_like(self) -> bool:
+        """Whether the background is murmur: most of its energy in the voiced band (babble, a TV)."""
+        return self.noise_voiced_share >= VOICE_LIKE_SHARE
 
     def mark(self) -> None:
         """Remember the noise peak (an utterance opens: it may turn out to be speech)."""
