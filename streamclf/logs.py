@@ -12,7 +12,7 @@ import argparse
 import logging
 import os
 import sys
-from typing import TextIO
+from typing import IO
 
 LEVELS = ("debug", "info", "warning", "error")
 
@@ -62,7 +62,7 @@ class OneLineFormatter(logging.Formatter):
         return _one_line(super().formatException(ei))  # type: ignore[arg-type]
 
 
-def under_journald(stream: TextIO) -> bool:
+def under_journald(stream: IO[str]) -> bool:
     """True when ``stream`` is the journal's stdout/stderr connection (``JOURNAL_STREAM``)."""
     value = os.environ.get("JOURNAL_STREAM", "")
     device, _, inode = value.partition(":")
@@ -75,14 +75,14 @@ def under_journald(stream: TextIO) -> bool:
     return st.st_dev == int(device) and st.st_ino == int(inode)
 
 
-def _is_terminal(stream: TextIO) -> bool:
+def _is_terminal(stream: IO[str]) -> bool:
     try:
         return stream.isatty()
     except (ValueError, AttributeError):
         return False
 
 
-def setup_logging(level: str = "info", stream: TextIO | None = None) -> logging.Handler:
+def setup_logging(level: str = "info", stream: IO[str] | None = None) -> logging.Handler:
     """Route the ``streamclf`` loggers (and warnings) to ``stream`` (default stderr) at ``level``.
 
     Calling it again (after a reload changed ``output.log_level``) replaces the handler.

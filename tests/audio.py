@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import shutil
+import struct
 from collections.abc import Sequence
 
 import numpy as np
@@ -90,3 +91,18 @@ def tone_bursts(
     if noise is not None:
         audio += set_level_dbfs(make_noise(noise, len(audio), rng, sample_rate), noise_dbfs)
     return audio, [(float(s), float(e)) for s, e in bursts]
+
+
+def wav_header(channels: int, rate: int, data_bytes: int, bits: int = 16) -> bytes:
+    """A canonical 44-byte PCM WAV header announcing ``data_bytes`` of audio."""
+    block_align = max(channels, 1) * bits // 8
+    fmt = struct.pack("<HHIIHH", 1, channels, rate, rate * block_align, block_align, bits)
+    return (
+        b"RIFF"
+        + struct.pack("<I", 36 + data_bytes)
+        + b"WAVEfmt "
+        + struct.pack("<I", 16)
+        + fmt
+        + b"data"
+        + struct.pack("<I", data_bytes)
+    )

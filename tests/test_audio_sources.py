@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import struct
 import subprocess
 import sys
 import tempfile
@@ -20,6 +19,7 @@ from streamclf.audio import FileSource, Source, StdinSource, StreamResampler, op
 from streamclf.audio.mic import MicSource
 from streamclf.config import CaptureSettings
 from streamclf.errors import InputError
+from tests.audio import wav_header
 from tests.privileges import without_dac_override
 
 REPO = Path(__file__).resolve().parent.parent
@@ -167,20 +167,6 @@ def test_file_source_speed_multiplier_divides_the_duration(tmp_path: Path) -> No
     assert time.monotonic() - started > 0.45  # 2 s at 4x: about 0.5 s
 
 
-def _wav_header(channels: int, rate: int, data_bytes: int) -> bytes:
-    block_align = max(channels, 1) * 2
-    fmt = struct.pack("<HHIIHH", 1, channels, rate, rate * block_align, block_align, 16)
-    return (
-        b"RIFF"
-        + struct.pack("<I", 36 + data_bytes)
-        + b"WAVEfmt "
-        + struct.pack("<I", 16)
-        + fmt
-        + b"data"
-        + struct.pack("<I", data_bytes)
-    )
-
-
 def _bad_file(tmp_path: Path, case: str) -> Path:
     path = tmp_path / f"bad-{case}.wav"
     good = tmp_path / "good.wav"
@@ -196,7 +182,7 @@ def _bad_file(tmp_path: Path, case: str) -> Path:
     elif case == "truncated-header":
         path.write_bytes(good.read_bytes()[:20])
     elif case == "zero-channels":
-        path.write_bytes(_wav_header(0, 16000, 3200) + bytes(3200))
+        path.write_bytes(wav_header(0, 16000, 3200) + bytes(3200))
     return path
 
 

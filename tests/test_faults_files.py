@@ -10,7 +10,6 @@ from __future__ import annotations
 import itertools
 import json
 import shutil
-import struct
 import subprocess
 import sys
 from pathlib import Path
@@ -20,26 +19,12 @@ import pytest
 import soundfile as sf
 
 from streamclf.errors import EXIT_SOME_INPUTS_FAILED
+from tests.audio import wav_header
 from tests.privileges import without_dac_override
 from tests.tiny_model import build_tiny_model, spoken_word
 
 RATE = 16000
 MAX_UTTERANCE_S = 8.0  # the default vad.max_utterance_s
-
-
-def wav_header(channels: int, rate: int, data_bytes: int, bits: int = 16) -> bytes:
-    """A canonical 44-byte PCM WAV header announcing ``data_bytes`` of audio."""
-    block_align = max(channels, 1) * bits // 8
-    fmt = struct.pack("<HHIIHH", 1, channels, rate, rate * block_align, block_align, bits)
-    return (
-        b"RIFF"
-        + struct.pack("<I", 36 + data_bytes)
-        + b"WAVEfmt "
-        + struct.pack("<I", 16)
-        + fmt
-        + b"data"
-        + struct.pack("<I", data_bytes)
-    )
 
 
 def sparse_silence_wav(path: Path, seconds: float, rate: int = RATE) -> None:

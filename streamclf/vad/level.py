@@ -39,8 +39,6 @@ STRONG_EXTRA_DB = 3.0
 """Extra level, dB above the noise peak's margin, of the voiced frames that confirm an utterance."""
 BABBLE_EXTRA_DB = 3.0
 """Raise of STRONG_EXTRA_DB, dB, when nearly all the background's energy is in the voiced band (babble)."""
-VOICE_LIKE_SHARE = 0.7
-"""Share of the background's energy in the voiced band above which it counts as murmur."""
 WARM_UP_S = 1.5
 """At stream start the floor rises WARM_UP_RISE_DB_PER_S for this many seconds, to find the noise fast."""
 WARM_UP_RISE_DB_PER_S = 20.0
@@ -140,15 +138,18 @@ class LevelTracker:
         threshold = self.floor_db + max(AUDIBLE_MARGIN_DB, self.noise_peak_db + NOISE_PEAK_MARGIN_DB)
         return energy >= max(threshold, ABSOLUTE_MIN_DBFS)
 
+    def _voice_likeness(self) -> float:
+        """0 when at most half the background's energy is in the voiced band, 1 from 90 % (babble)."""
+        return min(max((self.noise_voiced_share - 0.5) / 0.4, 0.0), 1.0)
+
     def _strong_extra_db(self) -> float:
         """STRONG_EXTRA_DB, raised by up to BABBLE_EXTRA_DB when the background itself is voice-like."""
-        voice_like = min(max((self.noise_voiced_share - 0.5) / 0.4, 0.0), 1.0)
-        return STRONG_EXTRA_DB + BABBLE_EXTRA_DB * voice_like
+        return STRONG_EXTRA_DB + BABBLE_EXTRA_DB * self._voice_likeness()
 
     @property
     def voice_like(self) -> bool:
-        """Whether the background is murmur: most of its energy in the voiced band (babble, a TV)."""
-        return self.noise_voiced_share >= VOICE_LIKE_SHARE
+        """Whether the background is murmur (babble, a TV): more voice-like than not."""
+        return self._voice_likeness() >= 0.5
 
     def mark(self) -> None:
         """Remember the noise peak (an utterance opens: it may turn out to be speech)."""
