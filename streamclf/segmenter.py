@@ -1,9 +1,9 @@
 """Utterance segmentation: a pure state machine over fixed-length VAD frames.
 
 Each frame is measured (:class:`~streamclf.vad.level.LevelTracker`: adaptive noise floor,
-automatic gain, low-band share) and judged by a frame detector (webrtcvad or silero-vad).
-A frame is *speech* when the detector says so on the gain-normalised frame and the frame is
-loud enough above the noise floor; it is *voiced* when, in addition, most of its energy lies
+background spectrum, automatic gain, low-band share) and judged by a frame detector (webrtcvad
+or silero-vad). A frame is *speech* when the detector says so on the gain-normalised frame and
+the frame stands out of the background, in level or in spectrum; it is *voiced* when, in addition, most of its energy lies
 in the voiced band.
 
 * **Open**: ``open_ms`` of speech within the last ``open_window_ms``. The utterance starts at
@@ -17,8 +17,8 @@ in the voiced band.
 * **Edges**: boundaries move outwards over adjacent frames that stand out of the noise
   (``REACH_MS``); in noise, ``masked_pad`` adds pre-roll and tail for the soft word edges the
   noise hides, more the closer the utterance's loudest frame is to the noise floor.
-* **Gaps**: an unconfirmed utterance that pauses for ``GAP_MS`` restarts at the next sound (a
-  clink before a word does not drag its start forward).
+* **Gaps**: an unconfirmed utterance that pauses for ``RESTART_GAP_MS`` restarts at the next
+  sound (a clink or a murmur just before a word does not drag its start forward).
 * **Hold**: once confirmed, voiced speech frames restart the hangover (over murmur such as
   babble, only those well above it); unvoiced sound does only within ``UNVOICED_HOLD_MS`` of
   the last voiced frame (a final consonant), so a clink after a word never holds its end back.
@@ -56,8 +56,11 @@ REACH_MS = 100
 """Onsets and ends are moved outwards over at most this much, in ms, of audio that stands out of
 the noise without passing the speech rule (soft consonants)."""
 GAP_MS = 100
-"""A pause this long, in ms, inside an utterance separates sounds: an unconfirmed utterance
-restarts after it, and unvoiced sound after it does not extend a confirmed one."""
+"""A pause this long, in ms, after a confirmed utterance's speech separates sounds: unvoiced sound
+after it does not extend the utterance."""
+RESTART_GAP_MS = 40
+"""A pause this long, in ms, inside an unconfirmed utterance (a clink, a murmur) ends it: it
+restarts at the next sound, so the noise before a word does not drag the word's start forward."""
 UNVOICED_HOLD_MS = 60
 """Unvoiced sound this long, in ms, after the last voiced frame of a confirmed utterance still holds
 it open (a final "s" or "t"); later unvoiced sound widens nothing and lets the hangover run."""
@@ -123,6 +126,7 @@ class _Timing:
     confirm_frames: int
     hangover_frames: int
     gap_frames: int
+    restart_gap_frames: int
     unvoiced_hold: int
     preroll: int
     tail: int
@@ -148,6 +152,7 @@ class _Timing:
             confirm_frames=0 if settings.confirm_ms == 0 else frames(settings.confirm_ms),
             hangover_frames=frames(settings.hangover_ms),
             gap_frames=frames(GAP_MS),
+            restart_gap_frames=frames(RESTART_GAP_MS),
             unvoiced_hold=frames(UNVOICED_HOLD_MS) * frame,
             preroll=round(settings.preroll_ms * sample_rate / 1000.0),
             tail=round(settings.tail_ms * sample_rate / 1000.0),
@@ -297,7 +302,7 @@ class FrameSegmenter:
             self._buf_start = start
 
     def _step_open(self, speech: bool, voiced: bool, strong: bool, events: list[SegmentEvent]) -> None:
-        after_gap = self._silence >= self._t.gap_frames
+        after_gap = self._silence >= self._t.restart_gap_frames
         if speech and after_gap and not self._confirmed:
             self._restart_candidate()
         if not self._confirmed:

@@ -16,7 +16,15 @@ from hypothesis import strategies as st
 from streamclf.config import VadSettings
 from streamclf.errors import StartupError
 from streamclf.segmenter import Segment, SpeechStart, make_segmenter
-from tests.audio import RATE, needs_espeak, spoken_words, ten_word_stream, tone_bursts, vowel_tone
+from tests.audio import (
+    RATE,
+    needs_espeak,
+    needs_flite,
+    spoken_words,
+    ten_word_stream,
+    tone_bursts,
+    vowel_tone,
+)
 from trainer.noise import make_noise, set_level_dbfs
 from trainer.tts import Voice, synthesize
 
@@ -369,3 +377,50 @@ def test_murmur_already_under_way_when_the_stream_starts_is_not_speech(level: fl
     rng = np.random.default_rng(int(-level))
     audio = set_level_dbfs(make_noise("babble", 3 * RATE, rng, RATE), level)
     assert [s for s in run(audio, VadSettings()) if s.start < 1.0] == []
+
+
+def found_once(found: list[Segment], words: Sequence[tuple[float, float]]) -> int:
+    """Words overlapped by exactly one segment that overlaps no other word."""
+
+    def hits(start: float, end: float) -> list[Segment]:
+        return [s for s in found if s.start < end and s.end > start]
+
+    def words_of(segment: Segment) -> int:
+        return sum(1 for ws, we in words if segment.start < we and segment.end > ws)
+
+    return sum(1 for ws, we in words if len(hits(ws, we)) == 1 and words_of(hits(ws, we)[0]) == 1)
+
+
+@needs_espeak
+@needs_flite
+@pytest.mark.parametrize(
+    ("voice", "seed"),
+    [pytest.param(Voice("espeak-ng", "en-us"), seed, id=f"espeak-{seed}") for seed in (100, 102)]
+    + [pytest.param(Voice("flite", "slt"), seed, id=f"flite-{seed}") for seed in (100, 101, 102, 104)],
+)
+def test_words_over_murmur_at_10_db_snr_are_each_found_once(voice: Voice, seed: int) -> None:
+    # eight distant talkers 10 dB under the speaker: every frame of the murmur is voiced speech to
+    # webrtcvad, and its level swells as much as a word's; the word's own spectrum stands out
+    stream = ten_word_stream(
+        np.random.default_rng(seed), voice=voice, noise="babble", snr_db=10.0, lead_s=2.0, level_dbfs=-30.0
+    )
+    found = run(stream.audio, VadSettings())
+    assert found_once(found, [(w.start, w.end) for w in stream.words]) == 10, bounds(found)
+    assert len(found) == 10, bounds(found)
+
+
+@needs_espeak
+@pytest.mark.parametrize("text", ["go", "seven", "down", "left"])
+def test_a_clink_just_before_a_word_does_not_move_its_onset(text: str) -> None:
+    rng = np.random.default_rng(len(text))
+    (word,) = spoken_words([text])
+    start = round(1.5 * RATE)
+    audio = set_level_dbfs(make_noise("pink", start + len(word) + 2 * RATE, rng, RATE), -60.0)
+    audio[start : start + len(word)] += set_level_dbfs(word, -25.0)
+    clinks = clink_train(0.3, -28.0, rng)
+    clinks_start = start - round(0.06 * RATE) - len(clinks)  # the clinks stop 60 ms before the word
+    audio[clinks_start : clinks_start + len(clinks)] += clinks
+    found = run(audio, VadSettings())
+    assert len(found) == 1, bounds(found)
+    # the default 40 ms pre-roll, not the 300 ms of clinks
+    assert abs(found[0].start_sample - start) / RATE <= 0.06, bounds(found)

@@ -1,17 +1,29 @@
-"""Level tracking in front of the voice detector: noise floor, automatic gain, spectral check.
+"""Level tracking in front of the voice detector: noise floor, background spectrum, automatic gain.
 
-Per frame (vectorised numpy, no per-sample Python):
+Per frame (vectorised numpy, no per-sample Python), two views of how far the frame stands out
+of the background, each against its own noise peak:
 
-* ``energy_db``: frame RMS in dBFS.
-* an adaptive noise floor: falls quickly to quieter frames, rises slowly (``rise_db_per_s``)
-  through louder ones, and jumps up to the quietest frame of the last 3 s when the noise got
-  louder, so it sits near the low end of the background's level whatever it is;
-* the noise peak: the 98th percentile of non-speech frames above the floor (a streaming
-  quantile), which widens the margin for fluctuating noise such as babble or pink noise;
+* **level**: frame RMS in dBFS above an adaptive noise floor. The floor falls quickly to quieter
+  frames, rises slowly (``rise_db_per_s``) through louder ones, and jumps up to the quietest frame
+  of the last 3 s when the noise got louder, so it sits near the low end of the background's level
+  whatever it is. The level peak is the 98th percentile of non-speech frames above the floor (a
+  streaming quantile), which widens the margin for fluctuating noise.
+* **spectrum**: the mean dB by which the frame's ``TOP_BANDS`` most raised bands (of ``BANDS``
+  mel-spaced bands) stand above the background's mean spectrum, learned over frames that look like
+  background. Speech raises a few bands far above coloured noise where the whole-band level barely
+  moves (pink noise, or a near talker over distant murmur); the spectrum peak is its 98th
+  percentile over non-speech frames.
+
+A frame is *loud enough* when either view clears its peak (and ``margin_db``); *strong* when one
+clears it with some dB to spare, more over voice-like background (babble). Also:
+
 * an automatic gain that brings each frame standing out of the noise to ``TARGET_DBFS``
   before the detector sees it (quiet talkers at -50 dBFS look like normal ones to webrtcvad);
 * ``low_band_ratio``: the share of the frame's energy between 80 and 1500 Hz, where voiced
   speech has most of its energy and dish clatter, clicks and hiss have little.
+
+At the start of a stream nothing is known of the background: for ``COLD_START_S`` every frame is
+taken into the background spectrum and the margins are raised.
 """
 
 from __future__ import annotations
@@ -34,16 +46,20 @@ ABSOLUTE_MIN_DBFS = -72.0
 """No frame below this level is speech, whatever the floor."""
 VOICED_BAND_HZ = (80.0, 1500.0)
 AUDIBLE_MARGIN_DB = 4.0
-"""Level above the floor, dB, of audio that counts as part of an utterance next to its speech frames."""
-STRONG_EXTRA_DB = 3.0
-"""Extra level, dB above the noise peak's margin, of the voiced frames that confirm an utterance."""
-BABBLE_EXTRA_DB = 3.0
-"""Raise of STRONG_EXTRA_DB, dB, when nearly all the background's energy is in the voiced band (babble)."""
+"""Level above the background, dB, of audio that counts as part of an utterance next to its speech frames."""
+LEVEL_STRONG_DB = 3.0
+"""Extra level, dB above the level peak's margin, of the voiced frames that confirm an utterance."""
+LEVEL_BABBLE_DB = 7.0
+"""Raise of LEVEL_STRONG_DB, dB, when nearly all the background's energy is in the voiced band (babble)."""
+SPECTRUM_STRONG_DB = 1.0
+"""Extra band excess, dB above the spectrum peak's margin, of the voiced frames that confirm an utterance."""
+SPECTRUM_BABBLE_DB = 2.0
+"""Raise of SPECTRUM_STRONG_DB, dB, over voice-like background."""
 WARM_UP_S = 1.5
 """At stream start the floor rises WARM_UP_RISE_DB_PER_S for this many seconds, to find the noise fast."""
 WARM_UP_RISE_DB_PER_S = 20.0
 WARM_UP_STEP_FACTOR = 3.0
-"""The noise-peak quantile tracker takes steps this much larger during the warm-up."""
+"""The noise-peak quantile trackers take steps this much larger during the warm-up."""
 COLD_START_DB = 10.0
 COLD_START_S = 0.5
 """Extra margin, dB, at the very start of a stream, shrinking to 0 over COLD_START_S: before any
@@ -52,11 +68,21 @@ MIN_WINDOW_S = 3.0
 """The floor jumps up to the quietest frame of this many seconds when that is above it."""
 MIN_WINDOW_BLOCKS = 6
 NOISE_QUANTILE = 0.98
-"""The noise peak tracks this quantile of non-speech frames' level above the floor."""
+"""The noise peaks track this quantile of non-speech frames' level above the floor and band excess."""
 NOISE_PEAK_STEP_DB = 0.5
-"""Step of the quantile tracker, dB (rises by ~0.5 dB per frame above it, falls ~0.5 dB/s)."""
+"""Step of the quantile trackers, dB (rise by ~0.5 dB per frame above them, fall ~0.5 dB/s)."""
 NOISE_PEAK_MARGIN_DB = 1.0
-"""Speech must clear the noise peak by this much, dB."""
+"""Speech must clear a noise peak by this much, dB."""
+VOICED_SHARE_RATE = 0.01
+"""Per-frame rate of the running mean of the background's voiced-band share (its first
+1 / VOICED_SHARE_RATE frames are averaged evenly: no pull towards a made-up start value)."""
+BANDS = 20
+"""Mel-spaced bands between BAND_RANGE_HZ in which the background's spectrum is learned."""
+BAND_RANGE_HZ = (100.0, 8000.0)
+TOP_BANDS = 6
+"""The band excess is the mean excess, dB, of this many bands that stand out most."""
+SPECTRUM_TIME_S = 2.0
+"""Time constant, s, of the background spectrum's running mean."""
 
 
 @dataclass(frozen=True)
@@ -65,10 +91,12 @@ class FrameLevel:
     """Frame RMS, dBFS."""
     above_floor_db: float
     """energy_db minus the noise floor, dB."""
+    band_excess_db: float
+    """How far, dB, the frame's TOP_BANDS most raised bands stand above the background's spectrum."""
     loud_enough: bool
-    """Above the floor by the (adaptive) margin and above ABSOLUTE_MIN_DBFS."""
+    """Above the background by the (adaptive) margin, in level or spectrum, and above ABSOLUTE_MIN_DBFS."""
     strong: bool
-    """Loud enough with STRONG_EXTRA_DB to spare: an utterance needs such frames to be confirmed."""
+    """Loud enough with some dB to spare: an utterance needs such frames to be confirmed."""
     gain: float
     """Linear gain to apply before the detector."""
     low_band_ratio: float
@@ -92,80 +120,90 @@ class LevelTracker:
         self._warm_up_frames = round(WARM_UP_S * self._frames_per_s)
         self._warm_up_rise = WARM_UP_RISE_DB_PER_S / self._frames_per_s
         self._cold_frames = max(1, round(COLD_START_S * self._frames_per_s))
+        self._spectrum_rate = 1.0 / (SPECTRUM_TIME_S * self._frames_per_s)
         self._block_mins: deque[float] = deque(maxlen=MIN_WINDOW_BLOCKS)
         freqs = np.fft.rfftfreq(frame_samples, 1.0 / sample_rate)
-        self._band = (freqs >= VOICED_BAND_HZ[0]) & (freqs <= VOICED_BAND_HZ[1])
+        self._voiced_bins = (freqs >= VOICED_BAND_HZ[0]) & (freqs <= VOICED_BAND_HZ[1])
+        self._band_bins, self._band_starts = _mel_bands(freqs, sample_rate)
+        self._top = min(TOP_BANDS, len(self._band_starts))
         self._window = np.hanning(frame_samples).astype(np.float32)
         self.reset()
 
     def reset(self) -> None:
         self.floor_db: float | None = None
-        self.noise_peak_db = 0.0
+        self.level_peak_db = 0.0
+        self.spectrum_peak_db = 0.0
         self.noise_voiced_share = 0.0
+        self._background: np.ndarray | None = None  # band powers, running mean
+        self._background_power = 0.0  # frame power, running mean over the same frames
+        self._learned = 0  # frames taken into the background spectrum
+        self._share_frames = 0
+        self._last_bands = np.zeros(0)
+        self._last_power = 0.0
         self._last_ratio = 0.0
-        self._block_mins.clear()
-        self._marked_peak_db = 0.0
+        self._marked: tuple[float, float, np.ndarray | None, float] = (0.0, 0.0, None, 0.0)
         self._frames = 0
+        self._block_mins.clear()
         self._block_min = np.inf
         self._block_count = 0
+
+    # --- per frame --------------------------------------------------------------------
 
     def measure(self, frame: np.ndarray) -> FrameLevel:
         power = float(np.dot(frame, frame)) / len(frame)
         energy = max(10.0 * np.log10(power), SILENCE_DBFS) if power > 0.0 else SILENCE_DBFS
         if self.floor_db is None:
             self.floor_db = energy
-        above = energy - self.floor_db
-        cold = COLD_START_DB * max(1.0 - self._frames / self._cold_frames, 0.0)
-        margin = max(self._margin_db, self.noise_peak_db + NOISE_PEAK_MARGIN_DB) + cold
-        loud = above >= margin and energy >= ABSOLUTE_MIN_DBFS
-        strong = loud and above >= self.noise_peak_db + NOISE_PEAK_MARGIN_DB + cold + self._strong_extra_db()
         spectrum = np.abs(np.fft.rfft(frame * self._window)) ** 2
         total = float(spectrum.sum())
-        ratio = float(spectrum[self._band].sum()) / total if total > 0.0 else 0.0
-        self._last_ratio = ratio
+        ratio = float(spectrum[self._voiced_bins].sum()) / total if total > 0.0 else 0.0
+        bands = self._bands(spectrum)
+        self._last_bands, self._last_power, self._last_ratio = bands, power, ratio
+        if self._background is None:
+            self._background = bands.copy()
+        if self._frames < self._cold_frames:
+            # nothing is known of the background yet: every frame of the cold start is taken
+            # for it, the current one included (so no early frame can stand far above it)
+            self._learn_spectrum()
+        excess = self._excess(bands)
+        above = energy - self.floor_db
+        cold = COLD_START_DB * max(1.0 - self._frames / self._cold_frames, 0.0)
+        level_margin = max(self._margin_db, self.level_peak_db + NOISE_PEAK_MARGIN_DB) + cold
+        spectrum_margin = max(self._margin_db, self.spectrum_peak_db + NOISE_PEAK_MARGIN_DB) + cold
+        loud = (above >= level_margin or excess >= spectrum_margin) and energy >= ABSOLUTE_MIN_DBFS
+        babble = self._voice_likeness()
+        level_strong = self.level_peak_db + NOISE_PEAK_MARGIN_DB + LEVEL_STRONG_DB + LEVEL_BABBLE_DB * babble
+        spectrum_strong = (
+            self.spectrum_peak_db + NOISE_PEAK_MARGIN_DB + SPECTRUM_STRONG_DB + SPECTRUM_BABBLE_DB * babble
+        )
+        strong = loud and (above >= level_strong + cold or excess >= spectrum_strong + cold)
         gain_db = 0.0
         if self._agc:
             reference = max(energy, self.floor_db + AGC_FLOOR_OFFSET_DB)
             gain_db = min(max(TARGET_DBFS - reference, MIN_GAIN_DB), MAX_GAIN_DB)
-        return FrameLevel(energy, above, loud, strong, 10.0 ** (gain_db / 20.0), ratio)
+        return FrameLevel(energy, above, excess, loud, strong, 10.0 ** (gain_db / 20.0), ratio)
 
     def audible(self, frame: np.ndarray) -> bool:
         """Whether ``frame`` stands out of the noise at all (used to widen detected boundaries)."""
         power = float(np.dot(frame, frame)) / max(len(frame), 1)
-        if power <= 0.0 or self.floor_db is None:
+        if power <= 0.0 or self.floor_db is None or self._background is None:
             return False
         energy = 10.0 * np.log10(power)
-        threshold = self.floor_db + max(AUDIBLE_MARGIN_DB, self.noise_peak_db + NOISE_PEAK_MARGIN_DB)
-        return energy >= max(threshold, ABSOLUTE_MIN_DBFS)
-
-    def _voice_likeness(self) -> float:
-        """0 when at most half the background's energy is in the voiced band, 1 from 90 % (babble)."""
-        return min(max((self.noise_voiced_share - 0.5) / 0.4, 0.0), 1.0)
-
-    def _strong_extra_db(self) -> float:
-        """STRONG_EXTRA_DB, raised by up to BABBLE_EXTRA_DB when the background itself is voice-like."""
-        return STRONG_EXTRA_DB + BABBLE_EXTRA_DB * self._voice_likeness()
-
-    @property
-    def voice_like(self) -> bool:
-        """Whether the background is murmur (babble, a TV): more voice-like than not."""
-        return self._voice_likeness() >= 0.5
-
-    def mark(self) -> None:
-        """Remember the noise peak (an utterance opens: it may turn out to be speech)."""
-        self._marked_peak_db = self.noise_peak_db
-
-    def forget_since_mark(self) -> None:
-        """The opened utterance was speech after all: undo what its frames taught the noise peak."""
-        self.noise_peak_db = min(self.noise_peak_db, self._marked_peak_db)
+        if energy < ABSOLUTE_MIN_DBFS:
+            return False
+        if energy - self.floor_db >= max(AUDIBLE_MARGIN_DB, self.level_peak_db + NOISE_PEAK_MARGIN_DB):
+            return True
+        excess = self._excess(self._bands(np.abs(np.fft.rfft(frame * self._window)) ** 2))
+        return excess >= max(AUDIBLE_MARGIN_DB, self.spectrum_peak_db + NOISE_PEAK_MARGIN_DB)
 
     def update(self, level: FrameLevel, speech: bool, learn_noise: bool = True) -> None:
-        """Adapt floor and noise peak once the frame's decision is known.
+        """Adapt floor, background spectrum and noise peaks once the frame's decision is known.
 
         ``learn_noise`` False: the frame belongs to a confirmed utterance and says nothing
-        about the noise's peaks.
+        about the noise.
         """
         assert self.floor_db is not None
+        cold = self._frames < self._cold_frames
         energy = level.energy_db
         if energy < self.floor_db:
             self.floor_db += 0.3 * (energy - self.floor_db)
@@ -175,20 +213,72 @@ class LevelTracker:
             self.floor_db += min(rise, energy - self.floor_db)
         self._frames += 1
         self._track_window_minimum(energy)
-        if learn_noise and not speech:
-            excursion = min(max(energy - self.floor_db, 0.0), 30.0)
-            step = NOISE_PEAK_STEP_DB * (WARM_UP_STEP_FACTOR if self._frames <= self._warm_up_frames else 1.0)
-            self.noise_voiced_share += 0.01 * (self._last_ratio - self.noise_voiced_share)
-            if excursion > self.noise_peak_db:
-                self.noise_peak_db += step * NOISE_QUANTILE
-            else:
-                self.noise_peak_db = max(self.noise_peak_db - step * (1.0 - NOISE_QUANTILE), 0.0)
+        if not learn_noise or speech:
+            return
+        above = energy - self.floor_db
+        if not cold and above < self.level_peak_db + NOISE_PEAK_MARGIN_DB:
+            # only frames within the background's usual level: a word too soft to be detected
+            # must not teach the spectrum its vowels
+            self._learn_spectrum()
+        self._share_frames += 1
+        share_rate = max(1.0 / self._share_frames, VOICED_SHARE_RATE)
+        self.noise_voiced_share += share_rate * (self._last_ratio - self.noise_voiced_share)
+        step = NOISE_PEAK_STEP_DB * (WARM_UP_STEP_FACTOR if self._frames <= self._warm_up_frames else 1.0)
+        self.level_peak_db = _quantile_step(self.level_peak_db, above, step)
+        self.spectrum_peak_db = _quantile_step(self.spectrum_peak_db, level.band_excess_db, step)
+
+    # --- what an opened utterance taught ----------------------------------------------
+
+    def mark(self) -> None:
+        """Remember what was learned of the noise (an utterance opens: it may turn out to be speech)."""
+        background = self._background.copy() if self._background is not None else None
+        self._marked = (self.level_peak_db, self.spectrum_peak_db, background, self._background_power)
+
+    def forget_since_mark(self) -> None:
+        """The opened utterance was speech after all: undo what its frames taught about the noise."""
+        level_peak, spectrum_peak, background, power = self._marked
+        self.level_peak_db = min(self.level_peak_db, level_peak)
+        self.spectrum_peak_db = min(self.spectrum_peak_db, spectrum_peak)
+        if background is not None and self._background is not None:
+            np.minimum(self._background, background, out=self._background)
+            self._background_power = min(self._background_power, power)
+
+    # --- background -------------------------------------------------------------------
+
+    def _voice_likeness(self) -> float:
+        """0 when at most half the background's energy is in the voiced band, 1 from 90 % (babble)."""
+        return min(max((self.noise_voiced_share - 0.5) / 0.4, 0.0), 1.0)
+
+    @property
+    def voice_like(self) -> bool:
+        """Whether the background is murmur (babble, a TV): more voice-like than not."""
+        return self._voice_likeness() >= 0.5
+
+    def _bands(self, spectrum: np.ndarray) -> np.ndarray:
+        return np.add.reduceat(spectrum[self._band_bins], self._band_starts) + 1e-12
+
+    def _excess(self, bands: np.ndarray) -> float:
+        """Mean dB of the TOP_BANDS bands that stand out most over the background's spectrum."""
+        assert self._background is not None
+        ratios = bands / self._background
+        top = np.partition(ratios, len(ratios) - self._top)[-self._top :]
+        return float(np.mean(10.0 * np.log10(top)))
+
+    def _learn_spectrum(self) -> None:
+        """Running mean of the background's band powers and power (even weights at first)."""
+        assert self._background is not None
+        rate = max(1.0 / (self._learned + 1), self._spectrum_rate)
+        self._background += rate * (self._last_bands - self._background)
+        self._background_power += rate * (self._last_power - self._background_power)
+        self._learned += 1
 
     def _track_window_minimum(self, energy: float) -> None:
-        """Raise the floor to the quietest frame of the last MIN_WINDOW_S when that is above it.
+        """Raise the floor (and the background spectrum) when the noise got louder.
 
         The slow rise alone would take many seconds to follow noise that just got louder
-        (a tap opened, a fan switched on); speech always dips within a few seconds.
+        (a tap opened, a fan switched on); speech always dips within a few seconds. When even
+        the quietest frame of the last MIN_WINDOW_S is louder than the background's mean, the
+        frames may all look like speech and teach the spectrum nothing: it is scaled up instead.
         """
         self._block_min = min(self._block_min, energy)
         self._block_count += 1
@@ -197,9 +287,33 @@ class LevelTracker:
         self._block_mins.append(self._block_min)
         self._block_min = np.inf
         self._block_count = 0
-        if len(self._block_mins) == self._block_mins.maxlen:
-            window_min = min(self._block_mins)
-            if self.floor_db is not None and window_min > self.floor_db:
-                # excursions were measured from the old floor: shift the noise peak with it
-                self.noise_peak_db = max(self.noise_peak_db - (window_min - self.floor_db), 0.0)
-                self.floor_db = window_min
+        if len(self._block_mins) < MIN_WINDOW_BLOCKS:
+            return
+        window_min = min(self._block_mins)
+        if self.floor_db is not None and window_min > self.floor_db:
+            # excursions were measured from the old floor: shift the level peak with it
+            self.level_peak_db = max(self.level_peak_db - (window_min - self.floor_db), 0.0)
+            self.floor_db = window_min
+        if self._background is not None and self._background_power > 0.0:
+            rise = window_min - 10.0 * np.log10(self._background_power)
+            if rise > 0.0:
+                self._background *= 10.0 ** (rise / 10.0)
+                self._background_power *= 10.0 ** (rise / 10.0)
+                self.spectrum_peak_db = max(self.spectrum_peak_db - rise, 0.0)
+
+
+def _quantile_step(peak: float, value: float, step: float) -> float:
+    """One step of a streaming NOISE_QUANTILE tracker over ``value`` clipped to 0..30 dB."""
+    if min(max(value, 0.0), 30.0) > peak:
+        return peak + step * NOISE_QUANTILE
+    return max(peak - step * (1.0 - NOISE_QUANTILE), 0.0)
+
+
+def _mel_bands(freqs: np.ndarray, sample_rate: int) -> tuple[np.ndarray, np.ndarray]:
+    """FFT bin indices inside BAND_RANGE_HZ and the start of each of (up to) BANDS mel-spaced bands."""
+    low, high = BAND_RANGE_HZ[0], min(BAND_RANGE_HZ[1], sample_rate / 2.0)
+    bins = np.flatnonzero((freqs >= low) & (freqs <= high))
+    mel = 2595.0 * np.log10(1.0 + freqs[bins] / 700.0)
+    edges = np.linspace(mel[0], mel[-1] + 1e-6, BANDS + 1)
+    starts = np.unique(np.searchsorted(mel, edges[:-1]))
+    return bins, starts[starts < len(bins)]
