@@ -3,8 +3,8 @@
 Each frame is measured (:class:`~streamclf.vad.level.LevelTracker`: adaptive noise floor,
 background spectrum, automatic gain, low-band share) and judged by a frame detector (webrtcvad
 or silero-vad). A frame is *speech* when the detector says so on the gain-normalised frame and
-the frame stands out of the background, in level or in spectrum; it is *voiced* when, in addition, most of its energy lies
-in the voiced band.
+the frame stands out of the background, in level or in spectrum; it is *voiced* when, in
+addition, most of its energy lies in the voiced band.
 
 * **Open**: ``open_ms`` of speech within the last ``open_window_ms``. The utterance starts at
   the first speech frame of that window, less ``preroll_ms``.

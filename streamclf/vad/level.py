@@ -138,9 +138,7 @@ class LevelTracker:
         self._background_power = 0.0  # frame power, running mean over the same frames
         self._learned = 0  # frames taken into the background spectrum
         self._share_frames = 0
-        self._last_bands = np.zeros(0)
-        self._last_power = 0.0
-        self._last_ratio = 0.0
+        self._last_bands = np.zeros(0)  # the measured frame's band powers, for update()
         self._marked: tuple[float, float, np.ndarray | None, float] = (0.0, 0.0, None, 0.0)
         self._frames = 0
         self._block_mins.clear()
@@ -158,13 +156,13 @@ class LevelTracker:
         total = float(spectrum.sum())
         ratio = float(spectrum[self._voiced_bins].sum()) / total if total > 0.0 else 0.0
         bands = self._bands(spectrum)
-        self._last_bands, self._last_power, self._last_ratio = bands, power, ratio
+        self._last_bands = bands
         if self._background is None:
             self._background = bands.copy()
         if self._frames < self._cold_frames:
             # nothing is known of the background yet: every frame of the cold start is taken
             # for it, the current one included (so no early frame can stand far above it)
-            self._learn_spectrum()
+            self._learn_spectrum(bands, power)
         excess = self._excess(bands)
         above = energy - self.floor_db
         cold = COLD_START_DB * max(1.0 - self._frames / self._cold_frames, 0.0)
@@ -219,10 +217,10 @@ class LevelTracker:
         if not cold and above < self.level_peak_db + NOISE_PEAK_MARGIN_DB:
             # only frames within the background's usual level: a word too soft to be detected
             # must not teach the spectrum its vowels
-            self._learn_spectrum()
+            self._learn_spectrum(self._last_bands, 10.0 ** (energy / 10.0))
         self._share_frames += 1
         share_rate = max(1.0 / self._share_frames, VOICED_SHARE_RATE)
-        self.noise_voiced_share += share_rate * (self._last_ratio - self.noise_voiced_share)
+        self.noise_voiced_share += share_rate * (level.low_band_ratio - self.noise_voiced_share)
         step = NOISE_PEAK_STEP_DB * (WARM_UP_STEP_FACTOR if self._frames <= self._warm_up_frames else 1.0)
         self.level_peak_db = _quantile_step(self.level_peak_db, above, step)
         self.spectrum_peak_db = _quantile_step(self.spectrum_peak_db, level.band_excess_db, step)
@@ -264,12 +262,12 @@ class LevelTracker:
         top = np.partition(ratios, len(ratios) - self._top)[-self._top :]
         return float(np.mean(10.0 * np.log10(top)))
 
-    def _learn_spectrum(self) -> None:
+    def _learn_spectrum(self, bands: np.ndarray, power: float) -> None:
         """Running mean of the background's band powers and power (even weights at first)."""
         assert self._background is not None
         rate = max(1.0 / (self._learned + 1), self._spectrum_rate)
-        self._background += rate * (self._last_bands - self._background)
-        self._background_power += rate * (self._last_power - self._background_power)
+        self._background += rate * (bands - self._background)
+        self._background_power += rate * (power - self._background_power)
         self._learned += 1
 
     def _track_window_minimum(self, energy: float) -> None:
