@@ -10,6 +10,10 @@ addition, most of its energy lies in the voiced band.
   the first speech frame of that window, less ``preroll_ms``.
 * **Confirm**: an opened utterance is only kept once it holds ``confirm_ms`` of voiced frames
   (clatter and hiss rarely do); :class:`SpeechStart` is emitted then, stamped with the onset.
+  Over murmur (babble, a TV), the onset is then at most ``WEAK_LEAD_MS`` before the first frame
+  that stands well clear of the noise: a word rises out of it within a few frames, so a longer
+  weak lead is the murmur itself, a swell running into the word. Over other noise a weak lead is
+  the word's own soft start ("l", "w") and is kept.
 * **Close**: after ``hangover_ms`` of non-speech. The segment ends ``tail_ms`` after the last
   speech frame. Shorter than ``min_utterance_ms``: discarded.
 * **Cut**: a segment reaching ``max_utterance_s`` is emitted (reason ``max_length``) and the
@@ -32,7 +36,7 @@ from __future__ import annotations
 import time
 from collections import deque
 from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 import numpy as np
 
@@ -66,6 +70,22 @@ UNVOICED_HOLD_MS = 60
 it open (a final "s" or "t"); later unvoiced sound widens nothing and lets the hangover run."""
 STRONG_FRAMES = 2
 """Voiced frames well above the noise (see LevelTracker) that an utterance needs to be confirmed."""
+WEAK_LEAD_MS = 60
+"""Over murmur: most speech, in ms, before an utterance's first frame well above the noise that its
+onset keeps; earlier speech frames that only just clear the murmur are taken for the murmur."""
+
+
+class _Frame(NamedTuple):
+    """What one VAD frame was judged to be."""
+
+    speech: bool
+    """The detector says speech and the frame stands out of the background."""
+    voiced: bool
+    """Speech with most of its energy in the voiced band."""
+    strong: bool
+    """Voiced and well above the noise: counts towards confirmation."""
+    clear: bool
+    """Speech well above the noise, voiced or not: anchors the onset."""
 
 
 @dataclass(frozen=True)
@@ -128,6 +148,7 @@ class _Timing:
     gap_frames: int
     restart_gap_frames: int
     unvoiced_hold: int
+    weak_lead: int
     preroll: int
     tail: int
     min_length: int
@@ -154,6 +175,7 @@ class _Timing:
             gap_frames=frames(GAP_MS),
             restart_gap_frames=frames(RESTART_GAP_MS),
             unvoiced_hold=frames(UNVOICED_HOLD_MS) * frame,
+            weak_lead=frames(WEAK_LEAD_MS) * frame,
             preroll=round(settings.preroll_ms * sample_rate / 1000.0),
             tail=round(settings.tail_ms * sample_rate / 1000.0),
             min_length=round(settings.min_utterance_ms * sample_rate / 1000.0),
@@ -181,7 +203,7 @@ class FrameSegmenter:
         )
         self._buf = np.zeros(self._history + self._t.max_length + self._t.frame, dtype=np.float32)
         self._pending = np.zeros(self._t.frame, dtype=np.float32)
-        self._recent: deque[tuple[bool, bool, bool]] = deque(maxlen=self._t.window_frames)
+        self._recent: deque[_Frame] = deque(maxlen=self._t.window_frames)
         self.reset()
 
     # --- public interface -------------------------------------------------------------
@@ -243,6 +265,8 @@ class FrameSegmenter:
         self._silence = 0
         self._voiced = 0
         self._strong = 0
+        self._first_clear: int | None = None  # stream index of the candidate's first clear frame
+        self._weak_lead = 0  # samples of speech that the onset left out (_clip_weak_lead)
         self._peak_above_db = 0.0
         self._recent.clear()
 
@@ -254,15 +278,15 @@ class FrameSegmenter:
             said_speech = False  # quiet frames never reach webrtcvad: keeps idle CPU low
         speech = level.loud_enough and said_speech
         voiced = speech and level.low_band_ratio >= VOICED_RATIO
-        strong = voiced and level.strong
+        judged = _Frame(speech, voiced, voiced and level.strong, speech and level.strong)
         self._append(frame)
         self._frames_end += len(frame)
         if speech:
             self._peak_above_db = max(self._peak_above_db, level.above_floor_db)
         if self._open:
-            self._step_open(speech, voiced, strong, events)
+            self._step_open(judged, events)
         else:
-            self._step_idle(speech, voiced, strong, events)
+            self._step_idle(judged, events)
         self._levels.update(level, speech, learn_noise=not self._confirmed)
 
     def _append(self, frame: np.ndarray) -> None:
@@ -274,12 +298,12 @@ class FrameSegmenter:
         self._buf[self._fill : self._fill + len(frame)] = frame
         self._fill += len(frame)
 
-    def _step_idle(self, speech: bool, voiced: bool, strong: bool, events: list[SegmentEvent]) -> None:
-        self._recent.append((speech, voiced, strong))
-        if not speech or sum(s for s, _, _ in self._recent) < self._t.open_frames:
+    def _step_idle(self, judged: _Frame, events: list[SegmentEvent]) -> None:
+        self._recent.append(judged)
+        if not judged.speech or sum(f.speech for f in self._recent) < self._t.open_frames:
             return
         frame = self._t.frame
-        first = next(i for i, (s, _, _) in enumerate(self._recent) if s)
+        first = next(i for i, f in enumerate(self._recent) if f.speech)
         window_start = self._frames_end - len(self._recent) * frame
         self._onset = self._reach_back(window_start + first * frame)
         latest_start = self._frames_end - self._t.max_length + frame
@@ -287,8 +311,10 @@ class FrameSegmenter:
         self._shift_to(max(keep_from, self._last_end, self._buf_start, latest_start))
         self._open = True
         self._levels.mark()
-        self._voiced = sum(v for _, v, _ in self._recent)
-        self._strong = sum(g for _, _, g in self._recent)
+        self._voiced = sum(f.voiced for f in self._recent)
+        self._strong = sum(f.strong for f in self._recent)
+        clear = [i for i, f in enumerate(self._recent) if f.clear]
+        self._first_clear = window_start + clear[0] * frame if clear else None
         self._last_speech_end = self._frames_end
         self._silence = 0
         self._recent.clear()
@@ -301,7 +327,8 @@ class FrameSegmenter:
             self._fill -= drop
             self._buf_start = start
 
-    def _step_open(self, speech: bool, voiced: bool, strong: bool, events: list[SegmentEvent]) -> None:
+    def _step_open(self, judged: _Frame, events: list[SegmentEvent]) -> None:
+        speech, voiced, strong = judged.speech, judged.voiced, judged.strong
         after_gap = self._silence >= self._t.restart_gap_frames
         if speech and after_gap and not self._confirmed:
             self._restart_candidate()
@@ -311,6 +338,8 @@ class FrameSegmenter:
                 self._silence = 0
                 self._voiced += voiced
                 self._strong += strong
+                if judged.clear and self._first_clear is None:
+                    self._first_clear = self._frames_end - self._t.frame
                 self._check_confirmed(events)
             else:
                 self._silence += 1
@@ -330,7 +359,7 @@ class FrameSegmenter:
                 self._last_speech_end = self._frames_end
             self._silence += 1
         if self._silence >= self._t.hangover_frames:
-            length = self._last_speech_end - self._onset
+            length = self._last_speech_end - self._onset + self._weak_lead
             # a continuation after a max-length cut is the rest of an utterance already
             # accepted: kept however short, as long as it holds speech
             if self._confirmed and (length >= self._t.min_length or (self._continued and length > 0)):
@@ -348,15 +377,26 @@ class FrameSegmenter:
         )
         self._voiced = 0
         self._strong = 0
+        self._first_clear = None
 
     def _check_confirmed(self, events: list[SegmentEvent]) -> None:
         if self._confirmed:
             return
         if self._voiced >= self._t.confirm_frames and self._strong >= STRONG_FRAMES:
             self._confirmed = True
+            self._clip_weak_lead()
             self._last_voiced_end = self._frames_end
             self._levels.forget_since_mark()
             events.append(SpeechStart(self._onset))
+
+    def _clip_weak_lead(self) -> None:
+        """Over murmur, move the onset up to WEAK_LEAD_MS before the first frame well clear of it."""
+        if self._first_clear is None or not self._levels.voice_like:
+            return
+        onset = self._first_clear - self._t.weak_lead
+        if onset > self._onset:
+            self._weak_lead = onset - self._onset
+            self._onset = onset
 
     def _cut(self, events: list[SegmentEvent]) -> None:
         """Max length reached: emit what we have and go on with a new segment from here."""
@@ -368,6 +408,7 @@ class FrameSegmenter:
         self._fill = 0
         self._buf_start = self._frames_end
         self._onset = self._frames_end
+        self._weak_lead = 0
         self._last_speech_end = max(self._last_speech_end, self._onset)
         events.append(SpeechStart(self._onset))
 
