@@ -15,7 +15,8 @@ of the background, each against its own noise peak:
   percentile over non-speech frames.
 
 A frame is *loud enough* when either view clears its peak (and ``margin_db``); *strong* when one
-clears it with some dB to spare, more over voice-like background (babble). Also:
+clears it with some dB to spare, more over voice-like background (babble), and its level rises
+at least ``STRONG_MIN_ABOVE_DB`` over the floor. Also:
 
 * an automatic gain that brings each frame standing out of the noise to ``TARGET_DBFS``
   before the detector sees it (quiet talkers at -50 dBFS look like normal ones to webrtcvad);
@@ -81,6 +82,10 @@ BANDS = 20
 BAND_RANGE_HZ = (100.0, 8000.0)
 TOP_BANDS = 6
 """The band excess is the mean excess, dB, of this many bands that stand out most."""
+STRONG_MIN_ABOVE_DB = 3.0
+"""A frame strong by its spectrum alone must still be this much, dB, above the noise floor: a voice on
+top of the background adds to its level, a background that only changes colour (another talker in
+the murmur, a tap turned) does not."""
 SPECTRUM_TIME_S = 2.0
 """Time constant, s, of the background spectrum's running mean."""
 
@@ -174,7 +179,8 @@ class LevelTracker:
         spectrum_strong = (
             self.spectrum_peak_db + NOISE_PEAK_MARGIN_DB + SPECTRUM_STRONG_DB + SPECTRUM_BABBLE_DB * babble
         )
-        strong = loud and (above >= level_strong + cold or excess >= spectrum_strong + cold)
+        spectrum_is_strong = excess >= spectrum_strong + cold and above >= STRONG_MIN_ABOVE_DB
+        strong = loud and (above >= level_strong + cold or spectrum_is_strong)
         gain_db = 0.0
         if self._agc:
             reference = max(energy, self.floor_db + AGC_FLOOR_OFFSET_DB)
