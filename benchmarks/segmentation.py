@@ -5,7 +5,8 @@
 Generates spoken command words (espeak-ng and flite, many voices, rates and pitches, 150-800 ms),
 lays them out with 0.3-1.5 s gaps at levels from -50 to -6 dBFS, adds noise at 10 dB SNR and
 runs every segmenter configuration over the same streams. Noise-only audio of each kind gives
-the false segments per minute. Prints one Markdown table.
+the false segments per minute; noise that starts after 2 s of digital silence or of a quiet room
+gives the false segments per noise start. Prints one Markdown table.
 
 Definitions: a word is *found* when exactly one segment overlaps it and that segment overlaps
 no other word. *onset* = segment start − word start, *end* = segment end − word end (signed,
@@ -148,6 +149,23 @@ def configurations(names: Iterable[str] | None) -> dict[str, Runner]:
     return {k: v for k, v in every.items() if any(w in k for w in wanted)}
 
 
+ONSET_BEFORE = ("digital silence", "quiet room", "quiet room", "quiet room")
+"""What comes before the noise in each noise-start piece."""
+
+
+def noise_onset(kind: str, rng: np.random.Generator, before: str) -> np.ndarray:
+    """2 s of digital silence or of a quiet room (-70 dBFS), then 6 s of ``kind`` at -45..-25 dBFS.
+
+    Noise that starts mid-stream (a fan, a tap, a television switched on) is first heard as a
+    sound standing out of the quiet; every segment found in it is false.
+    """
+    quiet = np.zeros(2 * RATE, dtype=np.float32)
+    if before == "quiet room":
+        quiet = set_level_dbfs(make_noise("pink", 2 * RATE, rng, RATE), -70.0)
+    noise = set_level_dbfs(make_noise(kind, 6 * RATE, rng, RATE), float(rng.uniform(-45, -25)))
+    return np.concatenate([quiet, noise]).astype(np.float32)
+
+
 def word_pool(rng: np.random.Generator, count: int) -> list[tuple[str, np.ndarray]]:
     """``count`` spoken words of 150-800 ms from many voices."""
     voices = speaking_voices(rng, max(8, count // 3))
@@ -267,6 +285,7 @@ def main(argv: list[str] | None = None) -> int:
     rngs = {c: np.random.default_rng([args.seed, i]) for i, c in enumerate(every_condition)}
     data = {c: make_streams(rngs[c], c, streams_per_condition, pool) for c in conditions}
     noise_only: dict[str, list[np.ndarray]] = {}
+    noise_onsets: dict[str, list[np.ndarray]] = {}
     for kind in (c for c in conditions if c in NOISES):
         rng = rngs[kind]
         pieces = []
@@ -274,6 +293,7 @@ def main(argv: list[str] | None = None) -> int:
             piece = make_noise(kind, noise_seconds * RATE // 4, rng, RATE)
             pieces.append(set_level_dbfs(piece, float(rng.uniform(-55, -20))))
         noise_only[kind] = pieces
+        noise_onsets[kind] = [noise_onset(kind, rng, before) for before in ONSET_BEFORE]
     took = time.monotonic() - started
     print(
         f"<!-- {len(pool)} words, {streams_per_condition} streams × 10 words per condition, "
@@ -281,23 +301,25 @@ def main(argv: list[str] | None = None) -> int:
     )
     print()
     print(
-        "| configuration | condition | recall | extra segs | false/min noise | onset p50/p95 ms "
-        "| end p50/p95 ms | declared p50/p95 ms |"
+        "| configuration | condition | recall | extra segs | false/min noise | false/noise start "
+        "| onset p50/p95 ms | end p50/p95 ms | declared p50/p95 ms |"
     )
-    print("|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|")
     for name, runner in configurations(args.configs.split(",") if args.configs else None).items():
         for condition in conditions:
             tally = Tally()
             for stream in data[condition]:
                 score(stream, runner(stream.audio), tally)
-            false_rate = "–"
+            false_rate = per_start = "–"
             if condition in noise_only:
                 pieces = noise_only[condition]
                 segs = sum(len(runner(piece)) for piece in pieces)
                 false_rate = f"{segs / (sum(len(p) for p in pieces) / RATE / 60):.2f}"
+                starts = noise_onsets[condition]
+                per_start = f"{sum(len(runner(piece)) for piece in starts) / len(starts):.2f}"
             recall = tally.found / tally.words
             print(
-                f"| {name} | {condition} | {recall:.1%} | {tally.extra} | {false_rate} "
+                f"| {name} | {condition} | {recall:.1%} | {tally.extra} | {false_rate} | {per_start} "
                 f"| {pct(tally.onset, 50)}/{pct(tally.onset, 95)} "
                 f"| {pct(tally.end, 50)}/{pct(tally.end, 95)} "
                 f"| {pct(tally.declared, 50)}/{pct(tally.declared, 95)} |"

@@ -287,7 +287,9 @@ class FrameSegmenter:
             self._step_open(judged, events)
         else:
             self._step_idle(judged, events)
-        self._levels.update(level, speech, learn_noise=not self._confirmed)
+        if self._levels.update(level, speech, learn_noise=not self._confirmed):
+            # the background stepped up to a new steady sound: what was open is that sound
+            self._go_idle()
 
     def _append(self, frame: np.ndarray) -> None:
         if not self._open and self._fill + len(frame) > self._history:

@@ -410,6 +410,31 @@ def test_words_over_murmur_at_10_db_snr_are_each_found_once(voice: Voice, seed: 
 
 
 @needs_espeak
+@pytest.mark.parametrize("before", ["digital silence", "quiet room"])
+@pytest.mark.parametrize("noise", ["pink", "hum"])
+def test_a_fan_switched_on_becomes_background_and_words_over_it_are_found(before: str, noise: str) -> None:
+    # 2 s of nothing (zeros, as a sound card or a padded file delivers) or of a quiet room, then a
+    # steady noise 30 dB louder for 7 s, with two words over it: the noise's start may pass for
+    # speech, its next seconds must not (they did, as one segment after another until the floor
+    # caught up 3 s later)
+    rng = np.random.default_rng(7)
+    quiet = np.zeros(2 * RATE, np.float32)
+    if before == "quiet room":
+        quiet = set_level_dbfs(make_noise("pink", 2 * RATE, rng, RATE), -70.0)
+    audio = np.concatenate([quiet, set_level_dbfs(make_noise(noise, 7 * RATE, rng, RATE), -40.0)])
+    words = []
+    for text, at in (("seven", 5.5), ("stop", 7.5)):
+        (word,) = spoken_words([text])
+        start = round(at * RATE)
+        audio[start : start + len(word)] += set_level_dbfs(word, -22.0)
+        words.append((at, at + len(word) / RATE))
+    found = run(audio, VadSettings())
+    assert found_once(found, words) == 2, bounds(found)
+    noise_segments = [s for s in found if not any(s.start < we and s.end > ws for ws, we in words)]
+    assert len(noise_segments) <= 1, bounds(noise_segments)
+
+
+@needs_espeak
 @needs_flite
 def test_murmur_running_into_a_word_rarely_drags_its_onset_forward() -> None:
     # a swell of the murmur that runs straight into a word is speech to the detector and stands

@@ -68,6 +68,12 @@ background has been heard, a murmur already under way when the stream starts is 
 MIN_WINDOW_S = 3.0
 """The floor jumps up to the quietest frame of this many seconds when that is above it."""
 MIN_WINDOW_BLOCKS = 6
+STEADY_WINDOW_S = 1.5
+STEADY_RANGE_DB = 8.0
+STEADY_PERCENTILES = (10.0, 90.0)
+"""A sound that has stayed loud enough, and within STEADY_RANGE_DB of itself, for STEADY_WINDOW_S is
+a new background (a fan, a tap, noise after digital silence), not speech: speech dips back towards
+the floor within a second. The tracker then starts over on it."""
 NOISE_QUANTILE = 0.98
 """The noise peaks track this quantile of non-speech frames' level above the floor and band excess."""
 NOISE_PEAK_STEP_DB = 0.5
@@ -127,6 +133,7 @@ class LevelTracker:
         self._cold_frames = max(1, round(COLD_START_S * self._frames_per_s))
         self._spectrum_rate = 1.0 / (SPECTRUM_TIME_S * self._frames_per_s)
         self._block_mins: deque[float] = deque(maxlen=MIN_WINDOW_BLOCKS)
+        self._steady: deque[float] = deque(maxlen=max(2, round(STEADY_WINDOW_S * self._frames_per_s)))
         freqs = np.fft.rfftfreq(frame_samples, 1.0 / sample_rate)
         self._voiced_bins = (freqs >= VOICED_BAND_HZ[0]) & (freqs <= VOICED_BAND_HZ[1])
         self._band_bins, self._band_starts = _mel_bands(freqs, sample_rate)
@@ -147,6 +154,7 @@ class LevelTracker:
         self._marked: tuple[float, float, np.ndarray | None, float] = (0.0, 0.0, None, 0.0)
         self._frames = 0
         self._block_mins.clear()
+        self._steady.clear()
         self._block_min = np.inf
         self._block_count = 0
 
@@ -200,15 +208,19 @@ class LevelTracker:
         excess = self._excess(self._bands(np.abs(np.fft.rfft(frame * self._window)) ** 2))
         return excess >= max(AUDIBLE_MARGIN_DB, self.spectrum_peak_db + NOISE_PEAK_MARGIN_DB)
 
-    def update(self, level: FrameLevel, speech: bool, learn_noise: bool = True) -> None:
+    def update(self, level: FrameLevel, speech: bool, learn_noise: bool = True) -> bool:
         """Adapt floor, background spectrum and noise peaks once the frame's decision is known.
 
         ``learn_noise`` False: the frame belongs to a confirmed utterance and says nothing
-        about the noise.
+        about the noise. Returns True when the background stepped up to a new steady sound: the
+        tracker has started over, and what looked like speech since was that sound.
         """
         assert self.floor_db is not None
         cold = self._frames < self._cold_frames
         energy = level.energy_db
+        if self._stepped_up(energy):
+            self.reset()
+            return True
         if energy < self.floor_db:
             self.floor_db += 0.3 * (energy - self.floor_db)
         else:
@@ -218,7 +230,7 @@ class LevelTracker:
         self._frames += 1
         self._track_window_minimum(energy)
         if not learn_noise or speech:
-            return
+            return False
         above = energy - self.floor_db
         if not cold and above < self.level_peak_db + NOISE_PEAK_MARGIN_DB:
             # only frames within the background's usual level: a word too soft to be detected
@@ -230,6 +242,7 @@ class LevelTracker:
         step = NOISE_PEAK_STEP_DB * (WARM_UP_STEP_FACTOR if self._frames <= self._warm_up_frames else 1.0)
         self.level_peak_db = _quantile_step(self.level_peak_db, above, step)
         self.spectrum_peak_db = _quantile_step(self.spectrum_peak_db, level.band_excess_db, step)
+        return False
 
     # --- what an opened utterance taught ----------------------------------------------
 
@@ -275,6 +288,16 @@ class LevelTracker:
         self._background += rate * (bands - self._background)
         self._background_power += rate * (power - self._background_power)
         self._learned += 1
+
+    def _stepped_up(self, energy: float) -> bool:
+        """Whether the last STEADY_WINDOW_S were all loud enough and steady (see STEADY_RANGE_DB)."""
+        assert self.floor_db is not None
+        self._steady.append(energy)
+        if len(self._steady) < (self._steady.maxlen or 0):
+            return False
+        low, high = np.percentile(self._steady, STEADY_PERCENTILES)
+        level_margin = max(self._margin_db, self.level_peak_db + NOISE_PEAK_MARGIN_DB)
+        return low - self.floor_db >= level_margin and high - low <= STEADY_RANGE_DB
 
     def _track_window_minimum(self, energy: float) -> None:
         """Raise the floor (and the background spectrum) when the noise got louder.
