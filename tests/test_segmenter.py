@@ -435,6 +435,27 @@ def test_a_fan_switched_on_becomes_background_and_words_over_it_are_found(before
 
 
 @needs_espeak
+def test_digital_silence_around_words_over_a_faint_hiss_teaches_nothing() -> None:
+    # text-to-speech output ends each word with exact zeros; pasted between stretches of a faint
+    # steady hiss, the zeros must not drag the floor down (the hiss would then stand 40 dB out of
+    # it, be taken for a new background, and the tracker would start over just as a word starts)
+    rng = np.random.default_rng(5)
+    pieces: list[np.ndarray] = []
+    words = []
+    at = 0
+    for word in spoken_words(["stop", "stop", "stop", "left", "seven"]):
+        hiss = set_level_dbfs(make_noise("white", round(1.3 * RATE), rng, RATE), -60.0)
+        zeros = np.zeros(round(0.3 * RATE), np.float32)
+        pieces += [hiss, set_level_dbfs(word, -20.0), zeros]
+        start = at + len(hiss)
+        words.append((start / RATE, (start + len(word)) / RATE))
+        at = start + len(word) + len(zeros)
+    found = run(np.concatenate(pieces), VadSettings())
+    assert found_once(found, words) == 5, bounds(found)
+    assert len(found) == 5, bounds(found)
+
+
+@needs_espeak
 @needs_flite
 def test_murmur_running_into_a_word_rarely_drags_its_onset_forward() -> None:
     # a swell of the murmur that runs straight into a word is speech to the detector and stands

@@ -43,6 +43,9 @@ distance below it (the background is never amplified to speech level)."""
 MIN_GAIN_DB = -12.0
 SILENCE_DBFS = -100.0
 """Frames quieter than this count as digital silence (floor of the energy scale)."""
+NO_SIGNAL_DBFS = -90.0
+"""Frames this quiet carry no signal (digital silence around a file's words, a sound card's first
+buffers): once a background has been heard they teach nothing about it."""
 ABSOLUTE_MIN_DBFS = -72.0
 """No frame below this level is speech, whatever the floor."""
 VOICED_BAND_HZ = (80.0, 1500.0)
@@ -71,9 +74,10 @@ MIN_WINDOW_BLOCKS = 6
 STEADY_WINDOW_S = 1.5
 STEADY_RANGE_DB = 8.0
 STEADY_PERCENTILES = (10.0, 90.0)
-"""A sound that has stayed loud enough, and within STEADY_RANGE_DB of itself, for STEADY_WINDOW_S is
-a new background (a fan, a tap, noise after digital silence), not speech: speech dips back towards
-the floor within a second. The tracker then starts over on it."""
+"""A sound that has stayed loud enough, and within STEADY_RANGE_DB of itself (between these
+percentiles of its frames' levels), for STEADY_WINDOW_S is a new background (a fan, a tap, noise
+after digital silence), not speech: speech dips back towards the floor within a second. The tracker
+then starts over on it, its floor at that sound's level."""
 NOISE_QUANTILE = 0.98
 """The noise peaks track this quantile of non-speech frames' level above the floor and band excess."""
 NOISE_PEAK_STEP_DB = 0.5
@@ -213,13 +217,19 @@ class LevelTracker:
 
         ``learn_noise`` False: the frame belongs to a confirmed utterance and says nothing
         about the noise. Returns True when the background stepped up to a new steady sound: the
-        tracker has started over, and what looked like speech since was that sound.
+        tracker starts over on it, and what looked like speech since was that sound.
         """
         assert self.floor_db is not None
         cold = self._frames < self._cold_frames
         energy = level.energy_db
-        if self._stepped_up(energy):
+        if energy <= NO_SIGNAL_DBFS < self.floor_db:
+            return False
+        new_floor = self._steady_step(energy)
+        if new_floor is not None:
+            # a new background: learn it from scratch (spectrum, peaks, voice-likeness, with a cold
+            # start's margins), from its own level
             self.reset()
+            self.floor_db = new_floor
             return True
         if energy < self.floor_db:
             self.floor_db += 0.3 * (energy - self.floor_db)
@@ -289,15 +299,17 @@ class LevelTracker:
         self._background_power += rate * (power - self._background_power)
         self._learned += 1
 
-    def _stepped_up(self, energy: float) -> bool:
-        """Whether the last STEADY_WINDOW_S were all loud enough and steady (see STEADY_RANGE_DB)."""
+    def _steady_step(self, energy: float) -> float | None:
+        """The new floor when the last STEADY_WINDOW_S were loud enough and steady, else None."""
         assert self.floor_db is not None
         self._steady.append(energy)
         if len(self._steady) < (self._steady.maxlen or 0):
-            return False
+            return None
         low, high = np.percentile(self._steady, STEADY_PERCENTILES)
         level_margin = max(self._margin_db, self.level_peak_db + NOISE_PEAK_MARGIN_DB)
-        return low - self.floor_db >= level_margin and high - low <= STEADY_RANGE_DB
+        if low - self.floor_db >= level_margin and high - low <= STEADY_RANGE_DB:
+            return float(low)
+        return None
 
     def _track_window_minimum(self, energy: float) -> None:
         """Raise the floor (and the background spectrum) when the noise got louder.
@@ -316,13 +328,16 @@ class LevelTracker:
         self._block_count = 0
         if len(self._block_mins) < MIN_WINDOW_BLOCKS:
             return
-        window_min = min(self._block_mins)
-        if self.floor_db is not None and window_min > self.floor_db:
+        self._rebase(min(self._block_mins))
+
+    def _rebase(self, level_db: float) -> None:
+        """The background is at least ``level_db`` loud now: raise the floor and spectrum to it."""
+        if self.floor_db is not None and level_db > self.floor_db:
             # excursions were measured from the old floor: shift the level peak with it
-            self.level_peak_db = max(self.level_peak_db - (window_min - self.floor_db), 0.0)
-            self.floor_db = window_min
+            self.level_peak_db = max(self.level_peak_db - (level_db - self.floor_db), 0.0)
+            self.floor_db = level_db
         if self._background is not None and self._background_power > 0.0:
-            rise = window_min - 10.0 * np.log10(self._background_power)
+            rise = level_db - 10.0 * np.log10(self._background_power)
             if rise > 0.0:
                 self._background *= 10.0 ** (rise / 10.0)
                 self._background_power *= 10.0 ** (rise / 10.0)
