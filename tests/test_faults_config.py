@@ -20,12 +20,13 @@ from typing import Any
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from streamclf import config
 from streamclf.errors import EXIT_STARTUP, EXIT_USAGE, ConfigError
 from streamclf.segmenter import FrameSegmenter, Segment, SpeechStart, make_segmenter
+from streamclf.vad.level import STEADY_WINDOW_S
 
 RATE = 16000
 FRAME_MS = 20
@@ -197,9 +198,22 @@ def tone_frames(count: int, level_db: float, phase: int) -> np.ndarray:
 
 MIN_RUN = 8
 """Voiced stretches at least this many frames long open (and confirm) an utterance."""
-MAX_RUN = 100
-"""Longest voiced stretch, frames (2 s): a steady tone much over the level tracker's 3 s window is
-background noise by design, not speech."""
+MAX_RUN = 80
+"""Longest voiced stretch, frames (1.6 s)."""
+STEADY_FRAMES = round(STEADY_WINDOW_S * 1000 / FRAME_MS)
+
+
+def never_steady(audio: np.ndarray) -> bool:
+    """Whether every STEADY_WINDOW_S of ``audio`` is more than a tenth silent.
+
+    Tones with short gaps that fill nine tenths of the level tracker's steady window are a new
+    steady background by design (a fan, a hum), not speech: they fall outside the promise below.
+    """
+    loud = np.abs(audio[: len(audio) // FRAME * FRAME].reshape(-1, FRAME)).max(axis=1) > 1e-4
+    if len(loud) < STEADY_FRAMES:
+        return True
+    in_window = np.convolve(loud, np.ones(STEADY_FRAMES, dtype=int), mode="valid")
+    return bool(in_window.max() < STEADY_FRAMES * 0.9)
 
 runs_strategy = st.lists(
     st.tuples(st.integers(1, MAX_RUN), st.floats(-35.0, -8.0), st.integers(1, 60)), min_size=1, max_size=16
@@ -273,6 +287,7 @@ def test_every_frame_of_a_voiced_stretch_that_opens_an_utterance_lands_in_exactl
     runs: list[tuple[int, float, int]], cuts: list[int], max_s: float
 ) -> None:
     audio, must_cover, segments = run_case(runs, cuts, max_s)
+    assume(never_steady(audio))
     covered = np.zeros(len(audio) // FRAME + 1, dtype=int)  # segments holding samples of each frame
     for s in segments:
         covered[s.start_sample // FRAME : -(-s.end_sample // FRAME)] += 1

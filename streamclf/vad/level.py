@@ -71,7 +71,7 @@ background has been heard, a murmur already under way when the stream starts is 
 MIN_WINDOW_S = 3.0
 """The floor jumps up to the quietest frame of this many seconds when that is above it."""
 MIN_WINDOW_BLOCKS = 6
-STEADY_WINDOW_S = 1.5
+STEADY_WINDOW_S = 2.0
 STEADY_RANGE_DB = 8.0
 STEADY_PERCENTILES = (10.0, 90.0)
 """A sound that has stayed loud enough, and within STEADY_RANGE_DB of itself (between these
@@ -303,10 +303,10 @@ class LevelTracker:
         """The new floor when the last STEADY_WINDOW_S were loud enough and steady, else None."""
         assert self.floor_db is not None
         self._steady.append(energy)
-        if len(self._steady) < (self._steady.maxlen or 0):
-            return None
-        low, high = np.percentile(self._steady, STEADY_PERCENTILES)
         level_margin = max(self._margin_db, self.level_peak_db + NOISE_PEAK_MARGIN_DB)
+        if len(self._steady) < (self._steady.maxlen or 0) or energy - self.floor_db < level_margin:
+            return None  # (the percentiles only when this frame is loud: idle frames stay cheap)
+        low, high = np.percentile(self._steady, STEADY_PERCENTILES)
         if low - self.floor_db >= level_margin and high - low <= STEADY_RANGE_DB:
             return float(low)
         return None
