@@ -24,7 +24,11 @@ at least ``STRONG_MIN_ABOVE_DB`` over the floor. Also:
   speech has most of its energy and dish clatter, clicks and hiss have little.
 
 At the start of a stream nothing is known of the background: for ``COLD_START_S`` every frame is
-taken into the background spectrum and the margins are raised.
+taken into the background spectrum and the margins are raised. When the background gets louder,
+the floor follows slowly, jumps to the quietest frame of ``MIN_WINDOW_S`` when even that is above
+it, and a sound that stays loud and steady for ``STEADY_WINDOW_S`` restarts the tracker from its
+level (``update`` says so: what looked like speech since was that sound). Frames of digital
+silence teach nothing once a background has been heard.
 """
 
 from __future__ import annotations
