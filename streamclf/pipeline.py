@@ -21,7 +21,7 @@ from .audio.sources import Source
 from .bus import EventBus
 from .errors import SourceLost, StartupError
 from .events import ErrorEvent, SpeechEvent
-from .segmenter import Segment, Segmenter, SpeechStart
+from .segmenter import Segmenter, SegmentEvent, SpeechEnd, SpeechStart
 from .worker import Worker
 
 log = logging.getLogger(__name__)
@@ -142,13 +142,17 @@ class Pipeline:
         self._level_dbfs = 10.0 * math.log10(energy + 1e-12)
         self._emit(self.segmenter.push(self._resampler.process(block)))
 
-    def _emit(self, items: list[SpeechStart | Segment]) -> None:
+    def _emit(self, items: list[SegmentEvent]) -> None:
         name = self.source.name
         rate = self.segmenter.sample_rate
         for item in items:
             if isinstance(item, SpeechStart):
                 if self.speech_events:
                     self.bus.publish(SpeechEvent("start", item.sample / rate, name))
+                continue
+            if isinstance(item, SpeechEnd):  # announced, then dropped: no utterance follows
+                if self.speech_events:
+                    self.bus.publish(SpeechEvent("end", item.sample / rate, name))
                 continue
             self.segments += 1
             if self.speech_events:

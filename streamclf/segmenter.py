@@ -95,6 +95,17 @@ class SpeechStart:
 
 
 @dataclass(frozen=True)
+class SpeechEnd:
+    """An utterance announced by :class:`SpeechStart` was dropped: no :class:`Segment` follows.
+
+    It was shorter than ``min_utterance_ms``, or it was a new steady background (a fan switched on).
+    """
+
+    sample: int
+    """Stream sample index (segmenter rate) where it was dropped."""
+
+
+@dataclass(frozen=True)
 class Segment:
     id: int
     start_sample: int
@@ -122,7 +133,7 @@ class Segment:
         return (self.end_sample - self.start_sample) / self.sample_rate
 
 
-SegmentEvent = SpeechStart | Segment
+SegmentEvent = SpeechStart | SpeechEnd | Segment
 
 
 class Segmenter(Protocol):
@@ -289,7 +300,7 @@ class FrameSegmenter:
             self._step_idle(judged, events)
         if self._levels.update(level, speech, learn_noise=not self._confirmed):
             # the background stepped up to a new steady sound: what was open is that sound
-            self._go_idle()
+            self._drop(events)
 
     def _append(self, frame: np.ndarray) -> None:
         if not self._open and self._fill + len(frame) > self._history:
@@ -366,7 +377,9 @@ class FrameSegmenter:
             # accepted: kept however short, as long as it holds speech
             if self._confirmed and (length >= self._t.min_length or (self._continued and length > 0)):
                 self._emit(events, "silence")
-            self._go_idle()
+                self._go_idle()
+            else:
+                self._drop(events)
             return
         if self._fill + self._t.frame > self._t.max_length:
             self._cut(events)
@@ -399,6 +412,12 @@ class FrameSegmenter:
         if onset > self._onset:
             self._weak_lead = onset - self._onset
             self._onset = onset
+
+    def _drop(self, events: list[SegmentEvent]) -> None:
+        """Forget the utterance in progress; if it was announced, say that no segment follows."""
+        if self._open and self._confirmed:
+            events.append(SpeechEnd(self._frames_end))
+        self._go_idle()
 
     def _cut(self, events: list[SegmentEvent]) -> None:
         """Max length reached: emit what we have and go on with a new segment from here."""

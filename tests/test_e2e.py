@@ -103,6 +103,26 @@ def test_listen_on_stdin_pipe(model_dir: Path, stream_wav: tuple[Path, Stream]) 
     assert_matches_truth(utterances(proc.stdout), stream)
 
 
+def test_listen_closes_every_speech_start_even_when_the_utterance_is_dropped(model_dir: Path) -> None:
+    """A television switched on in a quiet room: announced as speech, then found to be background.
+
+    The JSON consumer sees a speech end for every speech start, and an utterance only for what was
+    kept."""
+    from trainer.noise import make_noise, set_level_dbfs
+
+    rng = np.random.default_rng(1)
+    quiet = set_level_dbfs(make_noise("pink", 2 * 16000, rng, 16000), -70.0)
+    audio = np.concatenate([quiet, set_level_dbfs(make_noise("babble", 5 * 16000, rng, 16000), -40.0)])
+    pcm = (np.clip(audio, -1, 1) * 32767).astype("<i2").tobytes()
+    proc = streamclf("listen", "--json", "--model", str(model_dir), "--source", "-", "--rate", "16000",
+                     stdin=pcm)
+    assert proc.returncode == 0, proc.stderr
+    events = [json.loads(line) for line in proc.stdout.splitlines()]
+    speech = [e["state"] for e in events if e["type"] == "speech"]
+    assert speech and speech == ["start", "end"] * (len(speech) // 2), speech
+    assert len(utterances(proc.stdout)) < len(speech) // 2, speech  # at least one was dropped
+
+
 def test_stdin_at_another_rate_and_stereo(model_dir: Path, stream_wav: tuple[Path, Stream]) -> None:
     """48 kHz stereo PCM is downmixed and resampled: the boundaries stay where they were."""
     import soxr

@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 
 from streamclf import config
 from streamclf.errors import EXIT_STARTUP, EXIT_USAGE, ConfigError
-from streamclf.segmenter import FrameSegmenter, Segment, SpeechStart, make_segmenter
+from streamclf.segmenter import FrameSegmenter, Segment, SegmentEvent, SpeechStart, make_segmenter
 from streamclf.vad.level import STEADY_WINDOW_S
 
 RATE = 16000
@@ -237,13 +237,23 @@ def build(runs: list[tuple[int, float, int]]) -> tuple[np.ndarray, list[int]]:
     return np.concatenate(parts), must_cover
 
 
-def segment_all(segmenter: FrameSegmenter, audio: np.ndarray, cuts: list[int]) -> list[SpeechStart | Segment]:
-    events: list[SpeechStart | Segment] = []
+def segment_all(segmenter: FrameSegmenter, audio: np.ndarray, cuts: list[int]) -> list[SegmentEvent]:
+    events: list[SegmentEvent] = []
     bounds = sorted({0, len(audio), *(c % (len(audio) + 1) for c in cuts)})
     for a, b in itertools.pairwise(bounds):
         events.extend(segmenter.push(audio[a:b]))
     events.extend(segmenter.flush())
+    assert_every_start_is_closed(events)
     return events
+
+
+def assert_every_start_is_closed(events: list[SegmentEvent]) -> None:
+    """Each SpeechStart is followed by its Segment or by a SpeechEnd (dropped), before the next."""
+    announced = False
+    for event in events:
+        assert announced != isinstance(event, SpeechStart), events
+        announced = isinstance(event, SpeechStart)
+    assert not announced, "a speech start was never closed"
 
 
 def vad_settings(max_s: float) -> config.VadSettings:

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from streamclf.config import VadSettings
 from streamclf.errors import StartupError
-from streamclf.segmenter import Segment, SpeechStart, make_segmenter
+from streamclf.segmenter import Segment, SpeechEnd, SpeechStart, make_segmenter
 from tests.audio import (
     RATE,
     needs_espeak,
@@ -432,6 +432,29 @@ def test_a_fan_switched_on_becomes_background_and_words_over_it_are_found(before
     assert found_once(found, words) == 2, bounds(found)
     noise_segments = [s for s in found if not any(s.start < we and s.end > ws for ws, we in words)]
     assert len(noise_segments) <= 1, bounds(noise_segments)
+
+
+def test_an_announced_utterance_that_is_dropped_is_closed_by_a_speech_end() -> None:
+    # a fan or a television switched on is announced as speech, then found to be a steady
+    # background and dropped: a consumer of speech start/end events must not be left thinking
+    # someone is still talking
+    ends = 0
+    for kind, seed in itertools.product(["pink", "babble"], range(8)):
+        rng = np.random.default_rng(seed)
+        quiet = set_level_dbfs(make_noise("pink", 2 * RATE, rng, RATE), -70.0)
+        audio = np.concatenate([quiet, set_level_dbfs(make_noise(kind, 5 * RATE, rng, RATE), -40.0)])
+        seg = make_segmenter(VadSettings(), RATE)
+        events = seg.push(audio) + seg.flush()
+        kinds = [type(e).__name__ for e in events]
+        announced = False
+        for event in events:
+            assert announced != isinstance(event, SpeechStart), kinds  # start, then segment or end
+            announced = isinstance(event, SpeechStart)
+        assert not announced, kinds
+        dropped = [e for e in events if isinstance(e, SpeechEnd)]
+        assert all(2 * RATE <= e.sample <= len(audio) for e in dropped), dropped
+        ends += len(dropped)
+    assert ends > 0
 
 
 @needs_espeak
