@@ -15,7 +15,9 @@ addition, most of its energy lies in the voiced band.
   weak lead is the murmur itself, a swell running into the word. Over other noise a weak lead is
   the word's own soft start ("l", "w") and is kept.
 * **Close**: after ``hangover_ms`` of non-speech. The segment ends ``tail_ms`` after the last
-  speech frame. Shorter than ``min_utterance_ms``: discarded.
+  speech frame. Shorter than ``min_utterance_ms``: discarded (:class:`SpeechEnd`). Not while the
+  whole hangover stays loud and near the utterance's own level (``SOUND_GOES_ON_DB``): the sound
+  went on and only the detector changed its mind, as with a fan that has just started.
 * **Cut**: a segment reaching ``max_utterance_s`` is emitted (reason ``max_length``) and the
   utterance goes on as a new segment starting where the cut was.
 * **Edges**: boundaries move outwards over adjacent frames that stand out of the noise
@@ -70,6 +72,10 @@ UNVOICED_HOLD_MS = 60
 it open (a final "s" or "t"); later unvoiced sound widens nothing and lets the hangover run."""
 STRONG_FRAMES = 2
 """Voiced frames well above the noise (see LevelTracker) that an utterance needs to be confirmed."""
+SOUND_GOES_ON_DB = 12.0
+"""A confirmed utterance whose whole hangover stood out of the background, never more than this many
+dB under its loudest frame, is not closed: the sound went on and only the detector changed its
+mind (a fan or a tap that has just started is such a sound; the steady-background rule drops it)."""
 WEAK_LEAD_MS = 60
 """Over murmur: most speech, in ms, before an utterance's first frame well above the noise that its
 onset keeps; earlier speech frames that only just clear the murmur are taken for the murmur."""
@@ -86,6 +92,10 @@ class _Frame(NamedTuple):
     """Voiced and well above the noise: counts towards confirmation."""
     clear: bool
     """Speech well above the noise, voiced or not: anchors the onset."""
+    loud: bool
+    """Stands out of the background, whatever the detector says."""
+    above_db: float
+    """Level above the noise floor, dB."""
 
 
 @dataclass(frozen=True)
@@ -274,6 +284,8 @@ class FrameSegmenter:
         self._last_speech_end = 0
         self._last_voiced_end = 0
         self._silence = 0
+        self._loud_run = 0  # frames in a row that stood out of the background
+        self._loud_run_min_db = 0.0  # the quietest of them, dB above the floor
         self._voiced = 0
         self._strong = 0
         self._first_clear: int | None = None  # stream index of the candidate's first clear frame
@@ -289,7 +301,14 @@ class FrameSegmenter:
             said_speech = False  # quiet frames never reach webrtcvad: keeps idle CPU low
         speech = level.loud_enough and said_speech
         voiced = speech and level.low_band_ratio >= VOICED_RATIO
-        judged = _Frame(speech, voiced, voiced and level.strong, speech and level.strong)
+        judged = _Frame(
+            speech=speech,
+            voiced=voiced,
+            strong=voiced and level.strong,
+            clear=speech and level.strong,
+            loud=level.loud_enough,
+            above_db=level.above_floor_db,
+        )
         self._append(frame)
         self._frames_end += len(frame)
         if speech:
@@ -342,6 +361,12 @@ class FrameSegmenter:
 
     def _step_open(self, judged: _Frame, events: list[SegmentEvent]) -> None:
         speech, voiced, strong = judged.speech, judged.voiced, judged.strong
+        if judged.loud:
+            first = self._loud_run == 0
+            self._loud_run += 1
+            self._loud_run_min_db = judged.above_db if first else min(self._loud_run_min_db, judged.above_db)
+        else:
+            self._loud_run = 0
         after_gap = self._silence >= self._t.restart_gap_frames
         if speech and after_gap and not self._confirmed:
             self._restart_candidate()
@@ -371,7 +396,7 @@ class FrameSegmenter:
             if speech and self._frames_end - self._last_speech_end <= self._t.gap_frames * self._t.frame:
                 self._last_speech_end = self._frames_end
             self._silence += 1
-        if self._silence >= self._t.hangover_frames:
+        if self._silence >= self._t.hangover_frames and not self._sound_goes_on():
             length = self._last_speech_end - self._onset + self._weak_lead
             # a continuation after a max-length cut is the rest of an utterance already
             # accepted: kept however short, as long as it holds speech
@@ -383,6 +408,15 @@ class FrameSegmenter:
             return
         if self._fill + self._t.frame > self._t.max_length:
             self._cut(events)
+
+    def _sound_goes_on(self) -> bool:
+        """Whether the whole hangover of a confirmed utterance stood out of the background, close
+        to the utterance's own level (see SOUND_GOES_ON_DB)."""
+        return (
+            self._confirmed
+            and self._loud_run >= self._t.hangover_frames
+            and self._loud_run_min_db >= self._peak_above_db - SOUND_GOES_ON_DB
+        )
 
     def _restart_candidate(self) -> None:
         """An unconfirmed utterance (a clink, a cough) went quiet and sound resumes: start over here."""

@@ -457,6 +457,18 @@ def test_an_announced_utterance_that_is_dropped_is_closed_by_a_speech_end() -> N
     assert ends > 0
 
 
+def test_a_fan_switched_on_in_a_quiet_room_is_not_an_utterance() -> None:
+    # pink noise 30 dB over a quiet room: webrtcvad says speech, then not, then speech again, while
+    # the sound goes on; until the floor learns it, none of that may become a segment
+    found = []
+    for seed in range(8):
+        rng = np.random.default_rng(seed)
+        quiet = set_level_dbfs(make_noise("pink", 2 * RATE, rng, RATE), -70.0)
+        audio = np.concatenate([quiet, set_level_dbfs(make_noise("pink", 6 * RATE, rng, RATE), -40.0)])
+        found += bounds(run(audio, VadSettings()))
+    assert len(found) <= 1, found
+
+
 @needs_espeak
 def test_digital_silence_around_words_over_a_faint_hiss_teaches_nothing() -> None:
     # text-to-speech output ends each word with exact zeros; pasted between stretches of a faint
