@@ -285,7 +285,7 @@ class FrameSegmenter:
         self._last_voiced_end = 0
         self._silence = 0
         self._loud_run = 0  # frames in a row that stood out of the background
-        self._loud_run_min_db = 0.0  # the quietest of them, dB above the floor
+        self._loud_run_min_db = np.inf  # the quietest of them, dB above the floor
         self._voiced = 0
         self._strong = 0
         self._first_clear: int | None = None  # stream index of the candidate's first clear frame
@@ -362,11 +362,10 @@ class FrameSegmenter:
     def _step_open(self, judged: _Frame, events: list[SegmentEvent]) -> None:
         speech, voiced, strong = judged.speech, judged.voiced, judged.strong
         if judged.loud:
-            first = self._loud_run == 0
             self._loud_run += 1
-            self._loud_run_min_db = judged.above_db if first else min(self._loud_run_min_db, judged.above_db)
+            self._loud_run_min_db = min(self._loud_run_min_db, judged.above_db)
         else:
-            self._loud_run = 0
+            self._loud_run, self._loud_run_min_db = 0, np.inf
         after_gap = self._silence >= self._t.restart_gap_frames
         if speech and after_gap and not self._confirmed:
             self._restart_candidate()

@@ -187,7 +187,7 @@ class LevelTracker:
         excess = self._excess(bands)
         above = energy - self.floor_db
         cold = COLD_START_DB * max(1.0 - self._frames / self._cold_frames, 0.0)
-        level_margin = max(self._margin_db, self.level_peak_db + NOISE_PEAK_MARGIN_DB) + cold
+        level_margin = self._level_margin_db() + cold
         spectrum_margin = max(self._margin_db, self.spectrum_peak_db + NOISE_PEAK_MARGIN_DB) + cold
         loud = (above >= level_margin or excess >= spectrum_margin) and energy >= ABSOLUTE_MIN_DBFS
         babble = self._voice_likeness()
@@ -303,11 +303,15 @@ class LevelTracker:
         self._background_power += rate * (power - self._background_power)
         self._learned += 1
 
+    def _level_margin_db(self) -> float:
+        """How far, dB, a frame's level must stand above the floor to stand out (past the cold start)."""
+        return max(self._margin_db, self.level_peak_db + NOISE_PEAK_MARGIN_DB)
+
     def _steady_step(self, energy: float) -> float | None:
         """The new floor when the last STEADY_WINDOW_S were loud enough and steady, else None."""
         assert self.floor_db is not None
         self._steady.append(energy)
-        level_margin = max(self._margin_db, self.level_peak_db + NOISE_PEAK_MARGIN_DB)
+        level_margin = self._level_margin_db()
         if len(self._steady) < (self._steady.maxlen or 0) or energy - self.floor_db < level_margin:
             return None  # (the percentiles only when this frame is loud: idle frames stay cheap)
         low, high = np.percentile(self._steady, STEADY_PERCENTILES)
