@@ -86,7 +86,7 @@ class VadSettings:
     tail_ms: int = setting(40, _between(0, 1000))
     """Audio kept after the last speech frame, in milliseconds (the rest of the hangover is dropped)."""
     min_utterance_ms: int = setting(100, _between(0, 10000))
-    """Shorter utterances (first to last speech frame), in milliseconds, are discarded."""
+    """Shorter utterances, in milliseconds (first to last speech frame, and edges noise hid), are dropped."""
     max_utterance_s: float = setting(8.0, _between(0.5, 120.0))
     """Longer segments are cut at this length in seconds and classified; the rest goes on as a new one."""
     masked_pad: bool = setting(True)

@@ -4,7 +4,7 @@ Each frame is measured (:class:`~streamclf.vad.level.LevelTracker`: adaptive noi
 background spectrum, automatic gain, low-band share) and judged by a frame detector (webrtcvad
 or silero-vad). A frame is *speech* when the detector says so on the gain-normalised frame and
 the frame stands out of the background, in level or in spectrum; it is *voiced* when, in
-addition, most of its energy lies in the voiced band.
+addition, most of its energy lies in the voiced band, or that band stands far out of the noise.
 
 * **Open**: ``open_ms`` of speech within the last ``open_window_ms``. The utterance starts at
   the first speech frame of that window, less ``preroll_ms``.
@@ -15,7 +15,8 @@ addition, most of its energy lies in the voiced band.
   weak lead is the murmur itself, a swell running into the word. Over other noise a weak lead is
   the word's own soft start ("l", "w") and is kept.
 * **Close**: after ``hangover_ms`` of non-speech. The segment ends ``tail_ms`` after the last
-  speech frame. Shorter than ``min_utterance_ms``: discarded (:class:`SpeechEnd`). Not while the
+  speech frame. Shorter than ``min_utterance_ms`` (the masked edges counted): discarded
+  (:class:`SpeechEnd`). Not while the
   whole hangover stays loud and near the utterance's own level (``SOUND_GOES_ON_DB``): the sound
   went on and only the detector changed its mind, as with a fan that has just started.
 * **Cut**: a segment reaching ``max_utterance_s`` is emitted (reason ``max_length``) and the
@@ -49,6 +50,11 @@ from .vad.level import LevelTracker
 
 VOICED_RATIO = 0.5
 """Share of frame energy in the voiced band (80-1500 Hz) that makes a speech frame count as voiced."""
+VOICED_RAISE_DB = 10.0
+VOICED_MIN_RATIO = 0.2
+"""A speech frame is also voiced when its voiced band stands VOICED_RAISE_DB above the background's
+and still holds VOICED_MIN_RATIO of its energy: the front vowel of a high voice ("yes", "eight")
+has most of its energy above 1.5 kHz but lifts the voiced band far out of the noise; a clink does not."""
 
 
 MASKED_DEPTH_DB = 40.0
@@ -300,7 +306,10 @@ class FrameSegmenter:
         else:
             said_speech = False  # quiet frames never reach webrtcvad: keeps idle CPU low
         speech = level.loud_enough and said_speech
-        voiced = speech and level.low_band_ratio >= VOICED_RATIO
+        voiced = speech and (
+            level.low_band_ratio >= VOICED_RATIO
+            or (level.low_band_ratio >= VOICED_MIN_RATIO and level.low_band_excess_db >= VOICED_RAISE_DB)
+        )
         judged = _Frame(
             speech=speech,
             voiced=voiced,
@@ -396,7 +405,8 @@ class FrameSegmenter:
                 self._last_speech_end = self._frames_end
             self._silence += 1
         if self._silence >= self._t.hangover_frames and not self._sound_goes_on():
-            length = self._last_speech_end - self._onset + self._weak_lead
+            # (the soft edges that the noise hides count: "up" at 10 dB SNR shows only its vowel)
+            length = self._last_speech_end - self._onset + self._weak_lead + sum(self._masked_pads())
             # a continuation after a max-length cut is the rest of an utterance already
             # accepted: kept however short, as long as it holds speech
             if self._confirmed and (length >= self._t.min_length or (self._continued and length > 0)):

@@ -21,7 +21,8 @@ at least ``STRONG_MIN_ABOVE_DB`` over the floor. Also:
 * an automatic gain that brings each frame standing out of the noise to ``TARGET_DBFS``
   before the detector sees it (quiet talkers at -50 dBFS look like normal ones to webrtcvad);
 * ``low_band_ratio``: the share of the frame's energy between 80 and 1500 Hz, where voiced
-  speech has most of its energy and dish clatter, clicks and hiss have little.
+  speech has most of its energy and dish clatter, clicks and hiss have little;
+  ``low_band_excess_db``: how far that band stands above the background's.
 
 At the start of a stream nothing is known of the background: for ``COLD_START_S`` every frame is
 taken into the background spectrum and the margins are raised. When the background gets louder,
@@ -50,8 +51,9 @@ SILENCE_DBFS = -100.0
 NO_SIGNAL_DBFS = -90.0
 """Frames this quiet carry no signal (digital silence around a file's words, a sound card's first
 buffers): once a background has been heard they teach nothing about it."""
-ABSOLUTE_MIN_DBFS = -72.0
-"""No frame below this level is speech, whatever the floor."""
+ABSOLUTE_MIN_DBFS = -85.0
+"""No frame below this level is speech, whatever the floor (the soft "w" of a talker at -50 dBFS
+lies near -75 dBFS)."""
 VOICED_BAND_HZ = (80.0, 1500.0)
 AUDIBLE_MARGIN_DB = 4.0
 """Level above the background, dB, of audio that counts as part of an utterance next to its speech frames."""
@@ -120,6 +122,8 @@ class FrameLevel:
     """Linear gain to apply before the detector."""
     low_band_ratio: float
     """Share of the frame's energy in VOICED_BAND_HZ, 0..1."""
+    low_band_excess_db: float
+    """How far, dB, the frame's power below VOICED_BAND_HZ's top stands above the background's there."""
 
 
 class LevelTracker:
@@ -146,6 +150,8 @@ class LevelTracker:
         self._voiced_bins = (freqs >= VOICED_BAND_HZ[0]) & (freqs <= VOICED_BAND_HZ[1])
         self._band_bins, self._band_starts = _mel_bands(freqs, sample_rate)
         self._top = min(TOP_BANDS, len(self._band_starts))
+        band_low_edges = freqs[self._band_bins][self._band_starts]
+        self._voiced_bands = max(1, int(np.sum(band_low_edges[1:] <= VOICED_BAND_HZ[1])))
         self._window = np.hanning(frame_samples).astype(np.float32)
         self.reset()
 
@@ -201,7 +207,9 @@ class LevelTracker:
         if self._agc:
             reference = max(energy, self.floor_db + AGC_FLOOR_OFFSET_DB)
             gain_db = min(max(TARGET_DBFS - reference, MIN_GAIN_DB), MAX_GAIN_DB)
-        return FrameLevel(energy, above, excess, loud, strong, 10.0 ** (gain_db / 20.0), ratio)
+        low = self._voiced_bands
+        low_excess = 10.0 * float(np.log10(bands[:low].sum() / self._background[:low].sum()))
+        return FrameLevel(energy, above, excess, loud, strong, 10.0 ** (gain_db / 20.0), ratio, low_excess)
 
     def audible(self, frame: np.ndarray) -> bool:
         """Whether ``frame`` stands out of the noise at all (used to widen detected boundaries)."""
