@@ -16,9 +16,9 @@ addition, most of its energy lies in the voiced band, or that band stands far ou
   the word's own soft start ("l", "w") and is kept.
 * **Close**: after ``hangover_ms`` of non-speech. The segment ends ``tail_ms`` after the last
   speech frame. Shorter than ``min_utterance_ms`` (the masked edges counted): discarded
-  (:class:`SpeechEnd`). Not while the
-  whole hangover stays loud and near the utterance's own level (``SOUND_GOES_ON_DB``): the sound
-  went on and only the detector changed its mind, as with a fan that has just started.
+  (:class:`SpeechEnd`). Not while the whole hangover stays loud and near the utterance's own
+  level (``SOUND_GOES_ON_DB``): the sound went on and only the detector changed its mind, as
+  with a fan that has just started.
 * **Cut**: a segment reaching ``max_utterance_s`` is emitted (reason ``max_length``) and the
   utterance goes on as a new segment starting where the cut was.
 * **Edges**: boundaries move outwards over adjacent frames that stand out of the noise
@@ -93,7 +93,7 @@ class _Frame(NamedTuple):
     speech: bool
     """The detector says speech and the frame stands out of the background."""
     voiced: bool
-    """Speech with most of its energy in the voiced band."""
+    """Speech with most of its energy in the voiced band, or that band far above the background's."""
     strong: bool
     """Voiced and well above the noise: counts towards confirmation."""
     clear: bool

@@ -52,8 +52,8 @@ NO_SIGNAL_DBFS = -90.0
 """Frames this quiet carry no signal (digital silence around a file's words, a sound card's first
 buffers): once a background has been heard they teach nothing about it."""
 ABSOLUTE_MIN_DBFS = -85.0
-"""No frame below this level is speech, whatever the floor (the soft "w" of a talker at -50 dBFS
-lies near -75 dBFS)."""
+"""No frame below this level is speech, whatever the floor (the soft "w" and fading end of a talker
+at -50 dBFS lie near -80 dBFS)."""
 VOICED_BAND_HZ = (80.0, 1500.0)
 AUDIBLE_MARGIN_DB = 4.0
 """Level above the background, dB, of audio that counts as part of an utterance next to its speech frames."""
