@@ -1,6 +1,8 @@
 """Utterance segmentation: a pure state machine over fixed-length VAD frames.
 
-Each frame is measured (:class:`~streamclf.vad.level.LevelTracker`: adaptive noise floor,
+Each frame is high-passed (:class:`~streamclf.vad.highpass.HighPass`: a sound card's DC offset
+and mains hum carry no speech but would hide a quiet talker), measured
+(:class:`~streamclf.vad.level.LevelTracker`: adaptive noise floor,
 background spectrum, automatic gain, low-band share) and judged by a frame detector (webrtcvad
 or silero-vad). A frame is *speech* when the detector says so on the gain-normalised frame and
 the frame stands out of the background, in level or in spectrum; it is *voiced* when, in
@@ -31,7 +33,8 @@ addition, most of its energy lies in the voiced band, or that band stands far ou
   the last voiced frame (a final consonant), so a clink after a word never holds its end back.
 
 Timestamps are sample counts at ``sample_rate`` since the stream start, so results do not
-depend on block sizes or wall-clock time. All audio lives in one preallocated buffer.
+depend on block sizes or wall-clock time. All audio lives in one preallocated buffer, as it came
+(what segments carry) and high-passed (what edges are judged on).
 """
 
 from __future__ import annotations
@@ -46,7 +49,11 @@ import numpy as np
 from .config import VadSettings
 from .errors import StartupError
 from .vad import FrameDetector
+from .vad.highpass import HighPass
 from .vad.level import LevelTracker
+
+RAW, FILTERED = 0, 1
+"""Rows of the segmenter's audio buffer."""
 
 VOICED_RATIO = 0.5
 """Share of frame energy in the voiced band (80-1500 Hz) that makes a speech frame count as voiced."""
@@ -222,13 +229,15 @@ class FrameSegmenter:
         self.sample_rate = detector.sample_rate
         self._detector = detector
         self._t = _Timing.from_settings(settings, self.sample_rate, detector.frame_samples)
+        self._highpass = HighPass(self.sample_rate)
         self._levels = LevelTracker(self.sample_rate, self._t.frame, settings.margin_db, settings.agc)
         # history kept while idle: pre-roll (with its masked-edge extra), reach and the opening window
         self._reach = round(REACH_MS * self.sample_rate / 1000.0) // self._t.frame * self._t.frame
         self._history = (
             self._t.preroll + self._t.max_extra_preroll + self._reach + self._t.window_frames * self._t.frame
         )
-        self._buf = np.zeros(self._history + self._t.max_length + self._t.frame, dtype=np.float32)
+        # row RAW: the audio as it came (what segments carry); row FILTERED: after the high-pass
+        self._buf = np.zeros((2, self._history + self._t.max_length + self._t.frame), dtype=np.float32)
         self._pending = np.zeros(self._t.frame, dtype=np.float32)
         self._recent: deque[_Frame] = deque(maxlen=self._t.window_frames)
         self.reset()
@@ -243,6 +252,7 @@ class FrameSegmenter:
         self._next_id = 0
         self._last_end = 0  # end of the last emitted segment: segments never overlap
         self._detector.reset()
+        self._highpass.reset()
         self._levels.reset()
         self._go_idle()
 
@@ -273,7 +283,10 @@ class FrameSegmenter:
     def flush(self) -> list[SegmentEvent]:
         """End of stream: emit the utterance in progress (reason "flush") if it qualifies."""
         events: list[SegmentEvent] = []
-        if self._open and self._confirmed:
+        if self._open and self._confirmed and self._fill == 0:
+            # the stream ended right at a max-length cut: the continuation holds no audio
+            self._drop(events)
+        elif self._open and self._confirmed:
             self._emit(events, "flush")
         self._go_idle()
         return events
@@ -299,8 +312,9 @@ class FrameSegmenter:
         self._peak_above_db = 0.0
         self._recent.clear()
 
-    def _process(self, frame: np.ndarray, events: list[SegmentEvent]) -> None:
-        level = self._levels.measure(frame)
+    def _process(self, raw: np.ndarray, events: list[SegmentEvent]) -> None:
+        frame = self._highpass(raw)
+        level = self._levels.measure(frame, unfiltered=raw)
         if level.loud_enough or self._detector.needs_every_frame:
             said_speech = self._detector.is_speech(frame * np.float32(level.gain))
         else:
@@ -318,7 +332,7 @@ class FrameSegmenter:
             loud=level.loud_enough,
             above_db=level.above_floor_db,
         )
-        self._append(frame)
+        self._append(raw, frame)
         self._frames_end += len(frame)
         if speech:
             self._peak_above_db = max(self._peak_above_db, level.above_floor_db)
@@ -330,13 +344,15 @@ class FrameSegmenter:
             # the background stepped up to a new steady sound: what was open is that sound
             self._drop(events)
 
-    def _append(self, frame: np.ndarray) -> None:
+    def _append(self, raw: np.ndarray, frame: np.ndarray) -> None:
+        """Keep one frame, as it came (``raw``) and high-passed (``frame``)."""
         if not self._open and self._fill + len(frame) > self._history:
             keep = max(self._history - len(frame), 0)
-            self._buf[:keep] = self._buf[self._fill - keep : self._fill]
+            self._buf[:, :keep] = self._buf[:, self._fill - keep : self._fill]
             self._buf_start += self._fill - keep
             self._fill = keep
-        self._buf[self._fill : self._fill + len(frame)] = frame
+        self._buf[RAW, self._fill : self._fill + len(raw)] = raw
+        self._buf[FILTERED, self._fill : self._fill + len(raw)] = frame
         self._fill += len(frame)
 
     def _step_idle(self, judged: _Frame, events: list[SegmentEvent]) -> None:
@@ -364,7 +380,7 @@ class FrameSegmenter:
     def _shift_to(self, start: int) -> None:
         drop = start - self._buf_start
         if drop > 0:
-            self._buf[: self._fill - drop] = self._buf[drop : self._fill]
+            self._buf[:, : self._fill - drop] = self._buf[:, drop : self._fill]
             self._fill -= drop
             self._buf_start = start
 
@@ -479,8 +495,8 @@ class FrameSegmenter:
     def _audible(self, at: int) -> bool:
         """Whether the frame starting at stream sample ``at`` (inside the buffer) stands out of the noise."""
         offset = at - self._buf_start
-        frame = self._buf[offset : offset + self._t.frame]
-        return self._levels.audible(frame)
+        frame = self._buf[:, offset : offset + self._t.frame]
+        return self._levels.audible(frame[FILTERED], unfiltered=frame[RAW])
 
     def _reach_back(self, onset: int) -> int:
         """Move the onset back over audible frames just before it (a soft first consonant)."""
@@ -514,7 +530,7 @@ class FrameSegmenter:
             end = min(speech_end + self._t.tail + extra_tail, self._buf_start + self._fill)
         # (a continuation after a cut has its onset at the buffer start: it starts right at the cut)
         start = max(self._onset - self._t.preroll - extra_preroll, self._buf_start)
-        audio = self._buf[start - self._buf_start : end - self._buf_start].copy()
+        audio = self._buf[RAW, start - self._buf_start : end - self._buf_start].copy()
         events.append(Segment(self._next_id, start, end, self.sample_rate, audio, reason, time.monotonic()))
         self._next_id += 1
         self._last_end = end

@@ -126,6 +126,25 @@ def test_words_in_noise_at_10_db_snr(noise: str) -> None:
 
 
 @needs_espeak
+@pytest.mark.parametrize("interference", ["offset", "hum 50 Hz", "hum 60 Hz"])
+def test_a_sound_cards_offset_or_mains_hum_does_not_hide_a_quiet_talker(interference: str) -> None:
+    stream = ten_word_stream(np.random.default_rng(4), level_dbfs=-45.0)
+    t = np.arange(len(stream.audio)) / RATE
+    if interference == "offset":
+        extra = np.full(len(t), 0.03)  # -30 dBFS
+    else:
+        hz = float(interference.split()[1])
+        extra = 10 ** (-35.0 / 20.0) * np.sqrt(2.0) * np.sin(2.0 * np.pi * hz * t)
+    audio = (stream.audio + extra).astype(np.float32)
+    found = run(audio, VadSettings())
+    # (what is left of the hum masks the softest word edges, as noise does: default padding, and
+    # its masked-edge extra)
+    assert_within(found, [(w.start, w.end) for w in stream.words], 0.15)
+    for segment in found:  # segments carry the audio as it came, offset and hum included
+        np.testing.assert_array_equal(segment.audio, audio[segment.start_sample : segment.end_sample])
+
+
+@needs_espeak
 def test_words_with_short_gaps_stay_apart() -> None:
     stream = ten_word_stream(np.random.default_rng(8), gap_range_s=(0.3, 0.35))
     found = run(stream.audio, VadSettings())

@@ -51,9 +51,9 @@ SILENCE_DBFS = -100.0
 NO_SIGNAL_DBFS = -90.0
 """Frames this quiet carry no signal (digital silence around a file's words, a sound card's first
 buffers): once a background has been heard they teach nothing about it."""
-ABSOLUTE_MIN_DBFS = -85.0
+ABSOLUTE_MIN_DBFS = -88.0
 """No frame below this level is speech, whatever the floor (the soft "w" and fading end of a talker
-at -50 dBFS lie near -80 dBFS)."""
+at -50 dBFS lie near -80 dBFS, and the high-pass in front takes a little more off them)."""
 VOICED_BAND_HZ = (80.0, 1500.0)
 AUDIBLE_MARGIN_DB = 4.0
 """Level above the background, dB, of audio that counts as part of an utterance next to its speech frames."""
@@ -174,12 +174,13 @@ class LevelTracker:
 
     # --- per frame --------------------------------------------------------------------
 
-    def measure(self, frame: np.ndarray) -> FrameLevel:
-        power = float(np.dot(frame, frame)) / len(frame)
+    def measure(self, frame: np.ndarray, unfiltered: np.ndarray | None = None) -> FrameLevel:
+        """Measure one frame; ``unfiltered``: the same frame before the high-pass in front of the
+        tracker (see ``_power_and_spectrum``)."""
+        power, spectrum = self._power_and_spectrum(frame, unfiltered)
         energy = max(10.0 * np.log10(power), SILENCE_DBFS) if power > 0.0 else SILENCE_DBFS
         if self.floor_db is None:
             self.floor_db = energy
-        spectrum = np.abs(np.fft.rfft(frame * self._window)) ** 2
         total = float(spectrum.sum())
         ratio = float(spectrum[self._voiced_bins].sum()) / total if total > 0.0 else 0.0
         bands = self._bands(spectrum)
@@ -211,9 +212,9 @@ class LevelTracker:
         low_excess = 10.0 * float(np.log10(bands[:low].sum() / self._background[:low].sum()))
         return FrameLevel(energy, above, excess, loud, strong, 10.0 ** (gain_db / 20.0), ratio, low_excess)
 
-    def audible(self, frame: np.ndarray) -> bool:
+    def audible(self, frame: np.ndarray, unfiltered: np.ndarray | None = None) -> bool:
         """Whether ``frame`` stands out of the noise at all (used to widen detected boundaries)."""
-        power = float(np.dot(frame, frame)) / max(len(frame), 1)
+        power, spectrum = self._power_and_spectrum(frame, unfiltered)
         if power <= 0.0 or self.floor_db is None or self._background is None:
             return False
         energy = 10.0 * np.log10(power)
@@ -221,8 +222,24 @@ class LevelTracker:
             return False
         if energy - self.floor_db >= max(AUDIBLE_MARGIN_DB, self.level_peak_db + NOISE_PEAK_MARGIN_DB):
             return True
-        excess = self._excess(self._bands(np.abs(np.fft.rfft(frame * self._window)) ** 2))
+        excess = self._excess(self._bands(spectrum))
         return excess >= max(AUDIBLE_MARGIN_DB, self.spectrum_peak_db + NOISE_PEAK_MARGIN_DB)
+
+    def _power_and_spectrum(
+        self, frame: np.ndarray, unfiltered: np.ndarray | None
+    ) -> tuple[float, np.ndarray]:
+        """Mean power and (windowed) power spectrum of ``frame``.
+
+        With ``unfiltered`` (the frame before a high-pass), neither the power nor any frequency bin
+        counts more than it did before the filter. The filter takes out an offset and hum; the low
+        ringing it leaves after a click was never in the input, and is not taken for sound.
+        """
+        power = float(np.dot(frame, frame)) / max(len(frame), 1)
+        spectrum = np.abs(np.fft.rfft(frame * self._window)) ** 2
+        if unfiltered is not None:
+            power = min(power, float(np.dot(unfiltered, unfiltered)) / max(len(unfiltered), 1))
+            np.minimum(spectrum, np.abs(np.fft.rfft(unfiltered * self._window)) ** 2, out=spectrum)
+        return power, spectrum
 
     def update(self, level: FrameLevel, speech: bool, learn_noise: bool = True) -> bool:
         """Adapt floor, background spectrum and noise peaks once the frame's decision is known.
