@@ -38,6 +38,9 @@ from trainer.tts import TtsError, synthesize
 RATE = 16000
 BLOCK = 160  # 10 ms blocks: the emission position is known to 10 ms
 NOISES = ("white", "pink", "babble", "clatter")
+INTERFERENCE = ("offset", "hum")
+"""Quiet talkers (-50..-40 dBFS) on a sound card with a -40 dBFS DC offset, or with 50 Hz mains hum at
+-40 dBFS (run with ``--conditions offset,hum``)."""
 
 
 @dataclass(frozen=True)
@@ -191,11 +194,11 @@ def make_streams(rng: np.random.Generator, condition: str, count: int, pool: lis
         gaps = rng.uniform(0.3, 1.5, size=9)
         if condition == "clean":
             levels: float | list[float] = list(rng.uniform(-50, -6, size=10))
-        elif condition == "quiet":
+        elif condition in ("quiet", *INTERFERENCE):
             levels = list(rng.uniform(-50, -40, size=10))
         else:
             levels = float(rng.uniform(-45, -10))
-        noise = None if condition in ("clean", "quiet") else condition
+        noise = condition if condition in NOISES else None
         streams.append(
             build_stream(
                 [a for _, a in picks],
@@ -208,6 +211,15 @@ def make_streams(rng: np.random.Generator, condition: str, count: int, pool: lis
                 lead_s=1.0,
             )
         )
+        if condition in INTERFERENCE:
+            stream = streams[-1]
+            t = np.arange(len(stream.audio)) / RATE
+            added = (
+                np.full(len(t), 0.01)
+                if condition == "offset"
+                else 0.01 * np.sqrt(2) * np.sin(2 * np.pi * 50 * t)
+            )
+            streams[-1] = dataclasses.replace(stream, audio=(stream.audio + added).astype(np.float32))
     return streams
 
 
@@ -266,7 +278,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="fewer streams and less noise (about a minute)")
     parser.add_argument("--seed", type=int, default=1234)
     parser.add_argument("--configs", help="comma-separated substrings of configuration names")
-    parser.add_argument("--conditions", help="comma-separated: clean,quiet,white,pink,babble,clatter")
+    parser.add_argument(
+        "--conditions", help="comma-separated: clean,quiet,white,pink,babble,clatter (default) and offset,hum"
+    )
     parser.add_argument("--cpu", action="store_true", help="only measure CPU use on silence and noise")
     args = parser.parse_args(argv)
     if args.cpu:
@@ -275,10 +289,10 @@ def main(argv: list[str] | None = None) -> int:
     rng = np.random.default_rng(args.seed)
     streams_per_condition = 3 if args.quick else 10
     noise_seconds = 30 if args.quick else 120
-    every_condition = ["clean", "quiet", *NOISES]
-    conditions = every_condition
+    every_condition = ["clean", "quiet", *NOISES, *INTERFERENCE]
+    conditions = every_condition[: -len(INTERFERENCE)]
     if args.conditions:
-        conditions = [c for c in conditions if c in args.conditions.split(",")]
+        conditions = [c for c in every_condition if c in args.conditions.split(",")]
     started = time.monotonic()
     pool = word_pool(rng, 60 if args.quick else 200)
     # one generator per condition: a subset of conditions gets the very same audio
