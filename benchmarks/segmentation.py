@@ -289,8 +289,8 @@ def main(argv: list[str] | None = None) -> int:
     rng = np.random.default_rng(args.seed)
     streams_per_condition = 3 if args.quick else 10
     noise_seconds = 30 if args.quick else 120
-    every_condition = ["clean", "quiet", *NOISES, *INTERFERENCE]
-    conditions = every_condition[: -len(INTERFERENCE)]
+    conditions = ["clean", "quiet", *NOISES]  # the default run
+    every_condition = [*conditions, *INTERFERENCE]
     if args.conditions:
         conditions = [c for c in every_condition if c in args.conditions.split(",")]
     started = time.monotonic()

@@ -238,7 +238,7 @@ class FrameSegmenter:
         )
         # row RAW: the audio as it came (what segments carry); row FILTERED: after the high-pass
         self._buf = np.zeros((2, self._history + self._t.max_length + self._t.frame), dtype=np.float32)
-        self._pending = np.zeros(self._t.frame, dtype=np.float32)
+        self._pending = np.zeros((2, self._t.frame), dtype=np.float32)  # rows RAW, FILTERED
         self._recent: deque[_Frame] = deque(maxlen=self._t.window_frames)
         self.reset()
 
@@ -258,25 +258,26 @@ class FrameSegmenter:
 
     def push(self, samples: np.ndarray) -> list[SegmentEvent]:
         """Feed a block of any length of float32 mono samples; returns the events it completed."""
-        data = np.asarray(samples, dtype=np.float32).reshape(-1)
+        raw = np.asarray(samples, dtype=np.float32).reshape(-1)
+        data = np.stack([raw, self._highpass(raw)])  # rows RAW, FILTERED: one filter call per block
         events: list[SegmentEvent] = []
-        self.samples_seen += len(data)
+        self.samples_seen += len(raw)
         frame = self._t.frame
         pos = 0
         if self._pending_len:
-            take = min(frame - self._pending_len, len(data))
-            self._pending[self._pending_len : self._pending_len + take] = data[:take]
+            take = min(frame - self._pending_len, len(raw))
+            self._pending[:, self._pending_len : self._pending_len + take] = data[:, :take]
             self._pending_len += take
             pos = take
             if self._pending_len < frame:
                 return events
             self._process(self._pending, events)
             self._pending_len = 0
-        while len(data) - pos >= frame:
-            self._process(data[pos : pos + frame], events)
+        while len(raw) - pos >= frame:
+            self._process(data[:, pos : pos + frame], events)
             pos += frame
-        rest = len(data) - pos
-        self._pending[:rest] = data[pos:]
+        rest = len(raw) - pos
+        self._pending[:, :rest] = data[:, pos:]
         self._pending_len = rest
         return events
 
@@ -312,8 +313,9 @@ class FrameSegmenter:
         self._peak_above_db = 0.0
         self._recent.clear()
 
-    def _process(self, raw: np.ndarray, events: list[SegmentEvent]) -> None:
-        frame = self._highpass(raw)
+    def _process(self, pair: np.ndarray, events: list[SegmentEvent]) -> None:
+        """Judge one frame, given as it came and high-passed (rows RAW and FILTERED)."""
+        raw, frame = pair[RAW], pair[FILTERED]
         level = self._levels.measure(frame, unfiltered=raw)
         if level.loud_enough or self._detector.needs_every_frame:
             said_speech = self._detector.is_speech(frame * np.float32(level.gain))
@@ -332,7 +334,7 @@ class FrameSegmenter:
             loud=level.loud_enough,
             above_db=level.above_floor_db,
         )
-        self._append(raw, frame)
+        self._append(pair)
         self._frames_end += len(frame)
         if speech:
             self._peak_above_db = max(self._peak_above_db, level.above_floor_db)
@@ -344,16 +346,16 @@ class FrameSegmenter:
             # the background stepped up to a new steady sound: what was open is that sound
             self._drop(events)
 
-    def _append(self, raw: np.ndarray, frame: np.ndarray) -> None:
-        """Keep one frame, as it came (``raw``) and high-passed (``frame``)."""
-        if not self._open and self._fill + len(frame) > self._history:
-            keep = max(self._history - len(frame), 0)
+    def _append(self, pair: np.ndarray) -> None:
+        """Keep one frame, as it came and high-passed (rows RAW and FILTERED)."""
+        length = pair.shape[1]
+        if not self._open and self._fill + length > self._history:
+            keep = max(self._history - length, 0)
             self._buf[:, :keep] = self._buf[:, self._fill - keep : self._fill]
             self._buf_start += self._fill - keep
             self._fill = keep
-        self._buf[RAW, self._fill : self._fill + len(raw)] = raw
-        self._buf[FILTERED, self._fill : self._fill + len(raw)] = frame
-        self._fill += len(frame)
+        self._buf[:, self._fill : self._fill + length] = pair
+        self._fill += length
 
     def _step_idle(self, judged: _Frame, events: list[SegmentEvent]) -> None:
         self._recent.append(judged)
