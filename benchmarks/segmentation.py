@@ -31,7 +31,7 @@ import webrtcvad
 
 from streamclf.config import VadSettings
 from streamclf.segmenter import Segment, make_segmenter
-from trainer.noise import make_noise, set_level_dbfs
+from trainer.noise import make_noise, reverberate, set_level_dbfs
 from trainer.streams import COMMAND_WORDS, Stream, build_stream, speaking_voices
 from trainer.tts import TtsError, synthesize
 
@@ -41,6 +41,9 @@ NOISES = ("white", "pink", "babble", "clatter")
 INTERFERENCE = ("offset", "hum")
 """Quiet talkers (-50..-40 dBFS) on a sound card with a -40 dBFS DC offset, or with 50 Hz mains hum at
 -40 dBFS (run with ``--conditions offset,hum``)."""
+ROOMS = ("reverb",)
+"""Talkers at -40..-10 dBFS in a reverberant room, no noise: RT60 0.3-0.8 s and a direct-to-reverberant
+ratio of 0..+8 dB per stream (run with ``--conditions reverb``). Word truth is the dry word."""
 
 
 @dataclass(frozen=True)
@@ -194,6 +197,8 @@ def make_streams(rng: np.random.Generator, condition: str, count: int, pool: lis
         gaps = rng.uniform(0.3, 1.5, size=9)
         if condition == "clean":
             levels: float | list[float] = list(rng.uniform(-50, -6, size=10))
+        elif condition in ROOMS:
+            levels = list(rng.uniform(-40, -10, size=10))
         elif condition in ("quiet", *INTERFERENCE):
             levels = list(rng.uniform(-50, -40, size=10))
         else:
@@ -220,6 +225,10 @@ def make_streams(rng: np.random.Generator, condition: str, count: int, pool: lis
                 else 0.01 * np.sqrt(2) * np.sin(2 * np.pi * 50 * t)
             )
             streams[-1] = dataclasses.replace(stream, audio=(stream.audio + added).astype(np.float32))
+        if condition in ROOMS:
+            stream = streams[-1]
+            rt60, drr = float(rng.uniform(0.3, 0.8)), float(rng.uniform(0.0, 8.0))
+            streams[-1] = dataclasses.replace(stream, audio=reverberate(stream.audio, rng, rt60, drr, RATE))
     return streams
 
 
@@ -279,7 +288,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=1234)
     parser.add_argument("--configs", help="comma-separated substrings of configuration names")
     parser.add_argument(
-        "--conditions", help="comma-separated: clean,quiet,white,pink,babble,clatter (default) and offset,hum"
+        "--conditions",
+        help="comma-separated: clean,quiet,white,pink,babble,clatter (default) and offset,hum,reverb",
     )
     parser.add_argument("--cpu", action="store_true", help="only measure CPU use on silence and noise")
     args = parser.parse_args(argv)
@@ -290,7 +300,7 @@ def main(argv: list[str] | None = None) -> int:
     streams_per_condition = 3 if args.quick else 10
     noise_seconds = 30 if args.quick else 120
     conditions = ["clean", "quiet", *NOISES]  # the default run
-    every_condition = [*conditions, *INTERFERENCE]
+    every_condition = [*conditions, *INTERFERENCE, *ROOMS]
     if args.conditions:
         conditions = [c for c in every_condition if c in args.conditions.split(",")]
     started = time.monotonic()

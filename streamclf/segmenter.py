@@ -26,6 +26,11 @@ addition, most of its energy lies in the voiced band, or that band stands far ou
 * **Edges**: boundaries move outwards over adjacent frames that stand out of the noise
   (``REACH_MS``); in noise, ``masked_pad`` adds pre-roll and tail for the soft word edges the
   noise hides, more the closer the utterance's loudest frame is to the noise floor.
+* **Echo**: frames that only decay like a room's reverberation of what came before
+  (:class:`~streamclf.vad.echo.EchoTracker`) open nothing and hold nothing open, so a room's echo
+  neither joins words nor delays their end; it still widens the segment up to the close (a
+  fading vowel, then a final "ts"), and an opened candidate's own frames still count towards its
+  confirmation.
 * **Gaps**: an unconfirmed utterance that pauses for ``RESTART_GAP_MS`` restarts at the next
   sound (a clink or a murmur just before a word does not drag its start forward).
 * **Hold**: once confirmed, voiced speech frames restart the hangover (over murmur such as
@@ -49,6 +54,7 @@ import numpy as np
 from .config import VadSettings
 from .errors import StartupError
 from .vad import FrameDetector
+from .vad.echo import EchoTracker
 from .vad.highpass import HighPass
 from .vad.level import LevelTracker
 
@@ -106,7 +112,11 @@ class _Frame(NamedTuple):
     clear: bool
     """Speech well above the noise, voiced or not: anchors the onset."""
     loud: bool
-    """Stands out of the background, whatever the detector says."""
+    """Stands out of the background, whatever the detector says (and is no echo)."""
+    sounding: bool
+    """The detector says speech and the frame stands out of the background, echo or not."""
+    voiced_echo: bool
+    """Sounding and voiced, but taken for echo: a vowel's own fall, or a room's reverberation of it."""
     above_db: float
     """Level above the noise floor, dB."""
 
@@ -231,6 +241,7 @@ class FrameSegmenter:
         self._t = _Timing.from_settings(settings, self.sample_rate, detector.frame_samples)
         self._highpass = HighPass(self.sample_rate)
         self._levels = LevelTracker(self.sample_rate, self._t.frame, settings.margin_db, settings.agc)
+        self._echo = EchoTracker(self.sample_rate, self._t.frame)
         # history kept while idle: pre-roll (with its masked-edge extra), reach and the opening window
         self._reach = round(REACH_MS * self.sample_rate / 1000.0) // self._t.frame * self._t.frame
         self._history = (
@@ -254,6 +265,7 @@ class FrameSegmenter:
         self._detector.reset()
         self._highpass.reset()
         self._levels.reset()
+        self._echo.reset()
         self._go_idle()
 
     def push(self, samples: np.ndarray) -> list[SegmentEvent]:
@@ -321,17 +333,24 @@ class FrameSegmenter:
             said_speech = self._detector.is_speech(frame * np.float32(level.gain))
         else:
             said_speech = False  # quiet frames never reach webrtcvad: keeps idle CPU low
-        speech = level.loud_enough and said_speech
-        voiced = speech and (
+        echo = self._echo.update(level.band_power)
+        sounding = level.loud_enough and said_speech
+        # a room's echo opens nothing and holds nothing; a candidate's own frames still count
+        # towards its confirmation (a short word's fading vowel is no echo of anything before it)
+        speech = sounding and not (echo and (self._confirmed or not self._open))
+        sounding_voiced = sounding and (
             level.low_band_ratio >= VOICED_RATIO
             or (level.low_band_ratio >= VOICED_MIN_RATIO and level.low_band_excess_db >= VOICED_RAISE_DB)
         )
+        voiced = speech and sounding_voiced
         judged = _Frame(
             speech=speech,
             voiced=voiced,
             strong=voiced and level.strong,
             clear=speech and level.strong,
-            loud=level.loud_enough,
+            loud=level.loud_enough and not echo,
+            sounding=sounding,
+            voiced_echo=sounding_voiced and not speech,
             above_db=level.above_floor_db,
         )
         self._append(pair)
@@ -418,9 +437,13 @@ class FrameSegmenter:
         else:
             # silence, or unvoiced sound long after the last voiced frame: the hangover runs on,
             # so a clink after a word never holds its end back; sound that goes on from the
-            # speech without a gap (a long final "s") still widens the segment up to the close
-            if speech and self._frames_end - self._last_speech_end <= self._t.gap_frames * self._t.frame:
+            # speech without a gap (a long final "s", a slowly fading vowel) still widens the
+            # segment up to the close
+            contiguous = self._frames_end - self._last_speech_end <= self._t.gap_frames * self._t.frame
+            if judged.sounding and contiguous:
                 self._last_speech_end = self._frames_end
+                if judged.voiced_echo:  # a fading vowel: a final consonant may still follow
+                    self._last_voiced_end = self._frames_end
             self._silence += 1
         if self._silence >= self._t.hangover_frames and not self._sound_goes_on():
             # (the soft edges that the noise hides count: "up" at 10 dB SNR shows only its vowel)

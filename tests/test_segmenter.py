@@ -25,7 +25,7 @@ from tests.audio import (
     tone_bursts,
     vowel_tone,
 )
-from trainer.noise import make_noise, set_level_dbfs
+from trainer.noise import make_noise, reverberate, set_level_dbfs
 from trainer.streams import build_stream
 from trainer.tts import Voice, synthesize
 
@@ -594,3 +594,25 @@ def test_a_quiet_talkers_soft_sounds_are_part_of_the_word() -> None:
     gaps = list(rng.uniform(0.5, 1.0, size=len(audios) - 1))
     stream = build_stream(audios, list(texts) * len(voices), gaps, rng, level_dbfs=-50.0, lead_s=1.0)
     assert_within(run(stream.audio), [(w.start, w.end) for w in stream.words], 0.06)
+
+
+@needs_espeak
+@pytest.mark.parametrize(
+    ("rt60_s", "direct_to_reverb_db", "declared_within_s"),
+    [(0.3, 6.0, 0.25), (0.6, 3.0, 0.45)],  # (the echo's run hides the end longer in the longer room)
+)
+def test_a_rooms_echo_neither_joins_words_nor_holds_their_end(
+    rt60_s: float, direct_to_reverb_db: float, declared_within_s: float
+) -> None:
+    rng = np.random.default_rng(12)
+    stream = ten_word_stream(rng, gap_range_s=(0.35, 0.6), level_dbfs=-20.0)
+    audio = reverberate(stream.audio, rng, rt60_s, direct_to_reverb_db, RATE)
+    seg = make_segmenter(VadSettings(), RATE)
+    found: list[tuple[Segment, int]] = []
+    for pos in range(0, len(audio), 160):
+        found += [(e, seg.samples_seen) for e in seg.push(audio[pos : pos + 160]) if isinstance(e, Segment)]
+    assert len(found) == len(stream.words), [(s.start, s.end) for s, _ in found]
+    for (segment, emitted_at), word in zip(found, stream.words, strict=True):
+        assert segment.start < word.end and segment.end > word.start, ((segment.start, segment.end), word)
+        # the end is known soon after the dry word ends, not once its echo has died away
+        assert emitted_at / RATE - word.end <= declared_within_s, (emitted_at / RATE, word)

@@ -35,7 +35,7 @@ silence teach nothing once a background has been heard.
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -124,6 +124,8 @@ class FrameLevel:
     """Share of the frame's energy in VOICED_BAND_HZ, 0..1."""
     low_band_excess_db: float
     """How far, dB, the frame's power below VOICED_BAND_HZ's top stands above the background's there."""
+    band_power: np.ndarray = field(compare=False, repr=False)
+    """The frame's power in each of the BANDS mel bands."""
 
 
 class LevelTracker:
@@ -210,7 +212,8 @@ class LevelTracker:
             gain_db = min(max(TARGET_DBFS - reference, MIN_GAIN_DB), MAX_GAIN_DB)
         low = self._voiced_bands
         low_excess = 10.0 * float(np.log10(bands[:low].sum() / self._background[:low].sum()))
-        return FrameLevel(energy, above, excess, loud, strong, 10.0 ** (gain_db / 20.0), ratio, low_excess)
+        gain = 10.0 ** (gain_db / 20.0)
+        return FrameLevel(energy, above, excess, loud, strong, gain, ratio, low_excess, bands)
 
     def audible(self, frame: np.ndarray, unfiltered: np.ndarray | None = None) -> bool:
         """Whether ``frame`` stands out of the noise at all (used to widen detected boundaries)."""
