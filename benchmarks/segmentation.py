@@ -31,7 +31,8 @@ import webrtcvad
 
 from streamclf.config import VadSettings
 from streamclf.segmenter import Segment, make_segmenter
-from trainer.noise import make_noise, reverberate, set_level_dbfs
+from trainer.augment import reverberate
+from trainer.noise import make_noise, set_level_dbfs
 from trainer.streams import COMMAND_WORDS, Stream, build_stream, speaking_voices
 from trainer.tts import TtsError, synthesize
 
@@ -228,7 +229,7 @@ def make_streams(rng: np.random.Generator, condition: str, count: int, pool: lis
         if condition in ROOMS:
             stream = streams[-1]
             rt60, drr = float(rng.uniform(0.3, 0.8)), float(rng.uniform(0.0, 8.0))
-            streams[-1] = dataclasses.replace(stream, audio=reverberate(stream.audio, rng, rt60, drr, RATE))
+            streams[-1] = dataclasses.replace(stream, audio=reverberate(stream.audio, RATE, rng, rt60, drr))
     return streams
 
 

@@ -25,7 +25,8 @@ from tests.audio import (
     tone_bursts,
     vowel_tone,
 )
-from trainer.noise import make_noise, reverberate, set_level_dbfs
+from trainer.augment import reverberate
+from trainer.noise import make_noise, set_level_dbfs
 from trainer.streams import build_stream
 from trainer.tts import Voice, synthesize
 
@@ -606,7 +607,7 @@ def test_a_rooms_echo_neither_joins_words_nor_holds_their_end(
 ) -> None:
     rng = np.random.default_rng(12)
     stream = ten_word_stream(rng, gap_range_s=(0.35, 0.6), level_dbfs=-20.0)
-    audio = reverberate(stream.audio, rng, rt60_s, direct_to_reverb_db, RATE)
+    audio = reverberate(stream.audio, RATE, rng, rt60_s, direct_to_reverb_db)
     seg = make_segmenter(VadSettings(), RATE)
     found: list[tuple[Segment, int]] = []
     for pos in range(0, len(audio), 160):

@@ -141,9 +141,12 @@ def telephone(audio: np.ndarray, sample_rate: int) -> np.ndarray:
     return _f32(_mu_law_quantise(resample_through(narrow, sample_rate, 8000)) / scale)
 
 
-def room_impulse_response(sample_rate: int, rng: Rng, rt60_s: float) -> np.ndarray:
+def room_impulse_response(
+    sample_rate: int, rng: Rng, rt60_s: float, direct_to_reverb_db: float | None = None
+) -> np.ndarray:
     """Synthetic impulse response: a direct path, a few early reflections, then exponentially
-    decaying (slightly low-passed) noise reaching −60 dB after ``rt60_s``."""
+    decaying (slightly low-passed) noise reaching −60 dB after ``rt60_s``, its energy
+    ``direct_to_reverb_db`` under the direct path's (drawn between -3.5 and +10.5 dB when None)."""
     length = max(int(rt60_s * sample_rate), 16)
     t = np.arange(length) / sample_rate
     tail = rng.standard_normal(length) * np.exp(-6.9 * t / rt60_s)
@@ -156,14 +159,19 @@ def room_impulse_response(sample_rate: int, rng: Rng, rt60_s: float) -> np.ndarr
         position = int(rng.uniform(0.003, 0.03) * sample_rate)
         if position < length:
             response[position] += rng.uniform(-0.6, 0.6)
-    direct_to_reverb = rng.uniform(0.3, 1.5)
+    direct_to_reverb = rng.uniform(0.3, 1.5)  # (drawn either way: the same rng gives the same room)
+    if direct_to_reverb_db is not None:
+        direct_to_reverb = 10.0 ** (-direct_to_reverb_db / 20.0)
     response += tail * direct_to_reverb / max(float(np.sqrt(np.sum(tail**2))), 1e-9)
     return _f32(response / np.sqrt(np.sum(response**2)))
 
 
-def reverberate(audio: np.ndarray, sample_rate: int, rng: Rng, rt60_s: float) -> np.ndarray:
-    """``audio`` played in a room with reverberation time ``rt60_s`` (same length; tail cut)."""
-    response = room_impulse_response(sample_rate, rng, rt60_s)
+def reverberate(
+    audio: np.ndarray, sample_rate: int, rng: Rng, rt60_s: float, direct_to_reverb_db: float | None = None
+) -> np.ndarray:
+    """``audio`` played in a room with reverberation time ``rt60_s`` (same length; tail cut); see
+    :func:`room_impulse_response` for ``direct_to_reverb_db``."""
+    response = room_impulse_response(sample_rate, rng, rt60_s, direct_to_reverb_db)
     n = len(audio)
     size = 1 << int(np.ceil(np.log2(max(n + len(response), 2))))
     wet = np.fft.irfft(np.fft.rfft(audio, size) * np.fft.rfft(response, size), size)[:n]

@@ -11,7 +11,6 @@ from collections.abc import Callable
 
 import numpy as np
 import soxr
-from scipy.signal import fftconvolve
 
 _DEFAULT_DBFS = -20.0
 _SILENT_DBFS = -200.0
@@ -57,30 +56,6 @@ def mix_at_snr(speech: np.ndarray, noise: np.ndarray, snr_db: float) -> np.ndarr
     speech_level = rms_dbfs(active_part(speech))
     scaled = set_level_dbfs(bed, speech_level - snr_db)
     return (np.asarray(speech, dtype=np.float32) + scaled).astype(np.float32)
-
-
-def reverberate(
-    audio: np.ndarray,
-    rng: np.random.Generator,
-    rt60_s: float,
-    direct_to_reverb_db: float,
-    sample_rate: int = 16000,
-) -> np.ndarray:
-    """``audio`` as heard in a room: the direct sound plus a reverberant tail that decays by 60 dB
-    over ``rt60_s``, ``direct_to_reverb_db`` below the direct sound's energy (0 to +10 dB: a
-    microphone a metre or two from the talker). The tail is exponentially decaying white noise
-    (Polack's statistical model of a room's impulse response). Same length and RMS as ``audio``.
-    """
-    length = max(1, int(rt60_s * sample_rate))
-    t = np.arange(length) / sample_rate
-    tail = rng.standard_normal(length) * np.exp(-3.0 * np.log(10.0) * t / rt60_s)
-    tail[0] = 0.0
-    tail *= 10.0 ** (-direct_to_reverb_db / 20.0) / np.sqrt(np.sum(tail**2))
-    tail[0] = 1.0  # the direct sound
-    source = np.asarray(audio, dtype=np.float64)
-    wet = fftconvolve(source, tail)[: len(source)]
-    level = np.sqrt(np.mean(source**2) / max(np.mean(wet**2), 1e-30))
-    return (wet * level).astype(np.float32)
 
 
 def _shaped(n: int, rng: np.random.Generator, gain: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:

@@ -166,7 +166,6 @@ class LevelTracker:
         self._background_power = 0.0  # frame power, running mean over the same frames
         self._learned = 0  # frames taken into the background spectrum
         self._share_frames = 0
-        self._last_bands = np.zeros(0)  # the measured frame's band powers, for update()
         self._marked: tuple[float, float, np.ndarray | None, float] = (0.0, 0.0, None, 0.0)
         self._frames = 0
         self._block_mins.clear()
@@ -186,7 +185,6 @@ class LevelTracker:
         total = float(spectrum.sum())
         ratio = float(spectrum[self._voiced_bins].sum()) / total if total > 0.0 else 0.0
         bands = self._bands(spectrum)
-        self._last_bands = bands
         if self._background is None:
             self._background = bands.copy()
         if self._frames < self._cold_frames:
@@ -277,7 +275,7 @@ class LevelTracker:
         if not cold and above < self.level_peak_db + NOISE_PEAK_MARGIN_DB:
             # only frames within the background's usual level: a word too soft to be detected
             # must not teach the spectrum its vowels
-            self._learn_spectrum(self._last_bands, 10.0 ** (energy / 10.0))
+            self._learn_spectrum(level.band_power, 10.0 ** (energy / 10.0))
         self._share_frames += 1
         share_rate = max(1.0 / self._share_frames, VOICED_SHARE_RATE)
         self.noise_voiced_share += share_rate * (level.low_band_ratio - self.noise_voiced_share)
