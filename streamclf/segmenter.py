@@ -30,7 +30,8 @@ addition, most of its energy lies in the voiced band, or that band stands far ou
   (:class:`~streamclf.vad.echo.EchoTracker`) open nothing and hold nothing open, so a room's echo
   neither joins words nor delays their end; it still widens the segment up to the close (a
   fading vowel, then a final "ts"), and an opened candidate's own frames still count towards its
-  confirmation.
+  confirmation. How slowly that echo may fall follows the room's own decay rate, measured from the
+  falls after loud sounds (:class:`~streamclf.vad.decay.RoomDecay`).
 * **Gaps**: an unconfirmed utterance that pauses for ``RESTART_GAP_MS`` restarts at the next
   sound (a clink or a murmur just before a word does not drag its start forward).
 * **Hold**: once confirmed, voiced speech frames restart the hangover (over murmur such as
@@ -54,6 +55,7 @@ import numpy as np
 from .config import VadSettings
 from .errors import StartupError
 from .vad import FrameDetector
+from .vad.decay import RoomDecay
 from .vad.echo import EchoTracker
 from .vad.highpass import HighPass
 from .vad.level import LevelTracker
@@ -242,6 +244,7 @@ class FrameSegmenter:
         self._highpass = HighPass(self.sample_rate)
         self._levels = LevelTracker(self.sample_rate, self._t.frame, settings.margin_db, settings.agc)
         self._echo = EchoTracker(self.sample_rate, self._t.frame)
+        self._room = RoomDecay(self.sample_rate, self._t.frame)
         # history kept while idle: pre-roll (with its masked-edge extra), reach and the opening window
         self._reach = round(REACH_MS * self.sample_rate / 1000.0) // self._t.frame * self._t.frame
         self._history = (
@@ -266,6 +269,7 @@ class FrameSegmenter:
         self._highpass.reset()
         self._levels.reset()
         self._echo.reset()
+        self._room.reset()
         self._go_idle()
 
     def push(self, samples: np.ndarray) -> list[SegmentEvent]:
@@ -333,7 +337,8 @@ class FrameSegmenter:
             said_speech = self._detector.is_speech(frame * np.float32(level.gain))
         else:
             said_speech = False  # quiet frames never reach webrtcvad: keeps idle CPU low
-        echo = self._echo.update(level.band_power)
+        self._room.update(level.energy_db, level.above_floor_db)
+        echo = self._echo.update(level.band_power, self._room.rate_db_per_s)
         sounding = level.loud_enough and said_speech
         # a room's echo opens nothing and holds nothing; a candidate's own frames still count
         # towards its confirmation (a short word's fading vowel is no echo of anything before it)

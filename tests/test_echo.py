@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from streamclf.vad.echo import DECAY_DB_PER_S, RUN_FRAMES, EchoTracker
+from streamclf.vad.echo import DECAY_DB_PER_S, RUN_FRAMES, SLOWEST_DB_PER_S, EchoTracker, envelope_rate
 
 RATE, FRAME, BANDS = 16000, 320, 20
 STEP_DB = DECAY_DB_PER_S * FRAME / RATE
 
 
-def feed(tracker: EchoTracker, levels_db: list[np.ndarray]) -> list[bool]:
-    return [tracker.update(10.0 ** (level / 10.0)) for level in levels_db]
+def feed(
+    tracker: EchoTracker, levels_db: list[np.ndarray], room_decay_db_per_s: float | None = None
+) -> list[bool]:
+    return [tracker.update(10.0 ** (level / 10.0), room_decay_db_per_s) for level in levels_db]
 
 
 def test_a_tail_falling_faster_than_the_envelope_is_echo_after_a_run() -> None:
@@ -46,3 +48,19 @@ def test_reset_forgets_the_envelope() -> None:
     assert feed(tracker, [loud, quiet, quiet])[-1]
     tracker.reset()
     assert not any(feed(tracker, [quiet, quiet, quiet]))
+
+
+def test_a_slow_rooms_tail_is_echo_once_the_room_is_known() -> None:
+    # a bare kitchen (RT60 1 s): its tail falls at 60 dB/s, more slowly than the first envelope
+    room = 60.0
+    start = np.full(BANDS, -20.0)
+    tail = [start - 3.0 - room * FRAME / RATE * (k + 1) for k in range(20)]
+    assert not any(feed(EchoTracker(RATE, FRAME), [start, *tail]))
+    assert all(feed(EchoTracker(RATE, FRAME), [start, *tail], room)[RUN_FRAMES + 1 :])
+
+
+def test_the_envelope_follows_only_a_room_slower_than_its_first_guess() -> None:
+    assert envelope_rate(None) == DECAY_DB_PER_S
+    assert envelope_rate(400.0) == DECAY_DB_PER_S  # a fast room: the first guess explains its echo
+    assert SLOWEST_DB_PER_S < envelope_rate(100.0) < DECAY_DB_PER_S  # slower than the room it heard
+    assert envelope_rate(10.0) == SLOWEST_DB_PER_S

@@ -18,6 +18,7 @@ from streamclf.errors import StartupError
 from streamclf.segmenter import Segment, SpeechEnd, SpeechStart, make_segmenter
 from tests.audio import (
     RATE,
+    TEN_WORDS,
     needs_espeak,
     needs_flite,
     spoken_words,
@@ -616,4 +617,29 @@ def test_a_rooms_echo_neither_joins_words_nor_holds_their_end(
     for (segment, emitted_at), word in zip(found, stream.words, strict=True):
         assert segment.start < word.end and segment.end > word.start, ((segment.start, segment.end), word)
         # the end is known soon after the dry word ends, not once its echo has died away
+        assert emitted_at / RATE - word.end <= declared_within_s, (emitted_at / RATE, word)
+
+
+@needs_espeak
+@pytest.mark.parametrize(("rt60_s", "declared_within_s"), [(0.9, 0.45), (1.2, 0.65)])
+def test_a_slow_rooms_echo_is_learned_from_the_first_words(rt60_s: float, declared_within_s: float) -> None:
+    # a bare kitchen's echo falls more slowly than the segmenter's first guess: it joined twenty
+    # words 0.5-0.8 s apart into 4-9 segments. The falls after the first words measure the room;
+    # from then on, every word is found on its own and its end is declared soon after it.
+    rng = np.random.default_rng(12)
+    texts = [*TEN_WORDS, *TEN_WORDS]
+    stream = ten_word_stream(rng, texts=texts, gap_range_s=(0.5, 0.8), level_dbfs=-20.0)
+    audio = reverberate(stream.audio, RATE, rng, rt60_s, 3.0)
+    seg = make_segmenter(VadSettings(), RATE)
+    found: list[tuple[Segment, int]] = []
+    for pos in range(0, len(audio), 160):
+        found += [(e, seg.samples_seen) for e in seg.push(audio[pos : pos + 160]) if isinstance(e, Segment)]
+    learning = 3  # words heard before the room is known: their echo may still join them
+    for word in stream.words[learning:]:
+        hits = [(s, at) for s, at in found if s.start < word.end and s.end > word.start]
+        assert len(hits) == 1, (word, [(s.start, s.end) for s, _ in hits])
+        segment, emitted_at = hits[0]
+        overlapping = [w for w in stream.words if w.start < segment.end and segment.start < w.end]
+        others = [w for w in overlapping if w is not word]
+        assert not others, (word, (segment.start, segment.end), others)
         assert emitted_at / RATE - word.end <= declared_within_s, (emitted_at / RATE, word)

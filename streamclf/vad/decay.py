@@ -1,0 +1,104 @@
+"""How fast the room's sound dies away, measured from the falls after loud sounds.
+
+When a sound stops in a room, its level falls at the room's decay rate, 60 dB per RT60: 200 dB/s
+in a furnished room with an RT60 of 0.3 s, 60 dB/s in a bare kitchen with 1 s. Speech that goes
+quiet by itself falls more slowly than that or as fast, never faster: the room's rate is the
+fastest of the falls it hears. In a dry place (close talking, a headset, outdoors) a word's level
+drops to the floor within a frame or two.
+
+Each fall from a loud frame (``PEAK_DB`` over the noise floor) is followed until the level rises
+again (``RISE_DB``: new sound) or nears the floor; its slope is fitted over the part between
+``SKIP_DB`` and ``DEPTH_DB`` under the peak (above it lies the direct sound's own stop, below it
+the floor). A fall fitted over at least ``MIN_POINTS`` frames and ``MIN_SPAN_DB`` is one
+measurement; the room's rate is the ``QUANTILE`` of the last ``KEPT`` of them. A dry place's falls
+are too short to measure, and so are those over a loud noise (10 dB SNR): the rate stays unknown.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+import numpy as np
+
+PEAK_DB = 20.0
+"""A fall is measured from a frame at least this far, dB, above the noise floor."""
+SKIP_DB = 8.0
+DEPTH_DB = 35.0
+"""The slope is fitted over the frames between these depths, dB, under the fall's peak."""
+FLOOR_GAP_DB = 6.0
+"""A fall ends this close, dB, to the noise floor."""
+RISE_DB = 3.0
+"""A fall ends when the level rises this much, dB, over its lowest frame (new sound)."""
+MIN_POINTS = 4
+MIN_SPAN_DB = 18.0
+"""A fall is measured when its fitted part holds this many frames and falls this many dB..."""
+MAX_SCATTER_DB = 2.0
+"""...and its levels lie this close, dB (standard deviation), to the fitted line: a room's sound
+dies away evenly, a talker's own fade stops and starts."""
+KEPT = 9
+"""The room's rate comes from this many last measured falls..."""
+MIN_MEASURED = 2
+"""...once there are at least this many..."""
+QUANTILE = 75.0
+"""...as this percentile of their rates: near the fastest, without trusting a single one (a dry
+talker's words sometimes fade slowly, as slowly as a room with an RT60 of 0.6 s)."""
+
+
+class RoomDecay:
+    """Streaming estimate of the room's decay rate, dB/s (see the module docstring)."""
+
+    def __init__(self, sample_rate: int, frame_samples: int) -> None:
+        self._frame_s = frame_samples / sample_rate
+        self._rates: deque[float] = deque(maxlen=KEPT)
+        self.reset()
+
+    def reset(self) -> None:
+        self._rates.clear()
+        self._before = -np.inf  # level of the frame before the previous one, dBFS
+        self._previous = -np.inf
+        self._peak: float | None = None  # the fall under way: the level it fell from, dBFS
+        self._lowest = 0.0
+        self._points: list[tuple[int, float]] = []  # (frame number, level) in its fitted part
+        self._frames = 0
+
+    @property
+    def rate_db_per_s(self) -> float | None:
+        """The room's decay rate, or None while too few falls were measured."""
+        if len(self._rates) < MIN_MEASURED:
+            return None
+        return float(np.percentile(self._rates, QUANTILE))
+
+    def update(self, energy_db: float, above_floor_db: float) -> None:
+        """Take one frame's level, dBFS, and its height above the noise floor, dB."""
+        if self._peak is not None:
+            if energy_db >= self._lowest + RISE_DB or above_floor_db <= FLOOR_GAP_DB:
+                self._finish()
+            else:
+                self._follow(energy_db)
+        floor_db = energy_db - above_floor_db
+        peak_before = self._previous >= self._before and energy_db < self._previous
+        if self._peak is None and peak_before and self._previous - floor_db >= PEAK_DB:
+            self._peak = self._lowest = self._previous
+            self._points = []
+            self._follow(energy_db)
+        self._before, self._previous = self._previous, energy_db
+        self._frames += 1
+
+    def _follow(self, energy_db: float) -> None:
+        """One more frame of the fall under way."""
+        assert self._peak is not None
+        self._lowest = min(self._lowest, energy_db)
+        if self._peak - DEPTH_DB <= energy_db <= self._peak - SKIP_DB:
+            self._points.append((self._frames, energy_db))
+
+    def _finish(self) -> None:
+        """The fall ended: measure it if it was long and deep enough."""
+        points, self._peak, self._points = self._points, None, []
+        if len(points) < MIN_POINTS or points[0][1] - points[-1][1] < MIN_SPAN_DB:
+            return
+        frames, levels = np.array(points, dtype=np.float64).T
+        times = frames * self._frame_s
+        slope, offset = np.polyfit(times, levels, 1)
+        scatter = float(np.std(levels - (slope * times + offset)))
+        if slope < 0.0 and scatter <= MAX_SCATTER_DB:
+            self._rates.append(-float(slope))
