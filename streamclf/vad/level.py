@@ -18,8 +18,10 @@ A frame is *loud enough* when either view clears its peak (and ``margin_db``); *
 clears it with some dB to spare, more over voice-like background (babble), and its level rises
 at least ``STRONG_MIN_ABOVE_DB`` over the floor. Also:
 
-* an automatic gain that brings each frame standing out of the noise to ``TARGET_DBFS``
-  before the detector sees it (quiet talkers at -50 dBFS look like normal ones to webrtcvad);
+* an automatic gain that brings the sound standing out of the noise to ``TARGET_DBFS``
+  before the detector sees it (quiet talkers at -50 dBFS look like normal ones to webrtcvad).
+  It follows the loudest recent frame (``GAIN_RELEASE_DB_PER_S``), so a word's own rise and fall
+  reach the detector as they were;
 * ``low_band_ratio``: the share of the frame's energy between 80 and 1500 Hz, where voiced
   speech has most of its energy and dish clatter, clicks and hiss have little;
   ``low_band_excess_db``: how far that band stands above the background's.
@@ -46,6 +48,11 @@ AGC_FLOOR_OFFSET_DB = 15.0
 """Frames louder than the floor by this, dB, are brought to TARGET_DBFS; quieter ones keep their
 distance below it (the background is never amplified to speech level)."""
 MIN_GAIN_DB = -12.0
+GAIN_RELEASE_DB_PER_S = 20.0
+"""The gain is set by the loudest recent frame, whose level it forgets at this rate. A word's
+syllables and fading end keep their contour (silero-vad hears speech in it: with every frame
+brought to the same level, it missed a quarter of the words in reverberant rooms), and a talker
+who goes on quietly after a loud word is brought up within a second or two."""
 SILENCE_DBFS = -100.0
 """Frames quieter than this count as digital silence (floor of the energy scale)."""
 NO_SIGNAL_DBFS = -90.0
@@ -141,6 +148,7 @@ class LevelTracker:
         self._margin_db = margin_db
         self._agc = agc
         self._rise = rise_db_per_s / self._frames_per_s
+        self._gain_release = GAIN_RELEASE_DB_PER_S / self._frames_per_s
         self._block_frames = max(1, round(MIN_WINDOW_S / MIN_WINDOW_BLOCKS * self._frames_per_s))
         self._warm_up_frames = round(WARM_UP_S * self._frames_per_s)
         self._warm_up_rise = WARM_UP_RISE_DB_PER_S / self._frames_per_s
@@ -159,6 +167,7 @@ class LevelTracker:
 
     def reset(self) -> None:
         self.floor_db: float | None = None
+        self._gain_reference_db = -np.inf  # the loudest recent frame, forgotten at GAIN_RELEASE_DB_PER_S
         self.level_peak_db = 0.0
         self.spectrum_peak_db = 0.0
         self.noise_voiced_share = 0.0
@@ -206,7 +215,8 @@ class LevelTracker:
         strong = loud and (above >= level_strong + cold or spectrum_is_strong)
         gain_db = 0.0
         if self._agc:
-            reference = max(energy, self.floor_db + AGC_FLOOR_OFFSET_DB)
+            self._gain_reference_db = max(energy, self._gain_reference_db - self._gain_release)
+            reference = max(self._gain_reference_db, self.floor_db + AGC_FLOOR_OFFSET_DB)
             gain_db = min(max(TARGET_DBFS - reference, MIN_GAIN_DB), MAX_GAIN_DB)
         low = self._voiced_bands
         low_excess = 10.0 * float(np.log10(bands[:low].sum() / self._background[:low].sum()))
