@@ -94,7 +94,8 @@ class VadSettings:
     margin_db: float = setting(6.0, _between(0.0, 40.0))
     """Frame energy, in dB above the adaptive noise floor, that speech needs (widened for unsteady noise)."""
     agc: bool = setting(True)
-    """Bring each frame that stands out of the noise to -22 dBFS before the detector (gain -12 to +40 dB)."""
+    """Bring the sound that stands out of the noise to -22 dBFS before the detector (gain -12 to +40
+    dB, set by the loudest recent frame, so a word keeps its own rise and fall)."""
     threshold: float = setting(0.5, _between(0.0, 1.0))
     """Speech probability threshold of the silero backend, 0..1."""
     reset_after_s: float = setting(5.0, _between(0.1, 600.0))
