@@ -272,6 +272,11 @@ class FrameSegmenter:
         self._room.reset()
         self._go_idle()
 
+    @property
+    def room_decay_db_per_s(self) -> float | None:
+        """How fast the room's sound dies away, dB/s, as measured so far (None: not known)."""
+        return self._room.rate_db_per_s
+
     def push(self, samples: np.ndarray) -> list[SegmentEvent]:
         """Feed a block of any length of float32 mono samples; returns the events it completed."""
         raw = np.asarray(samples, dtype=np.float32).reshape(-1)

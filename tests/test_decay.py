@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from streamclf.config import VadSettings
+from streamclf.segmenter import make_segmenter
 from streamclf.vad.decay import MIN_MEASURED, RoomDecay
-from streamclf.vad.highpass import HighPass
-from streamclf.vad.level import LevelTracker
 from tests.audio import RATE, TEN_WORDS, needs_espeak, ten_word_stream
 from trainer.augment import reverberate
 from trainer.noise import make_noise, set_level_dbfs
@@ -82,15 +82,11 @@ def test_one_fall_is_not_enough_and_reset_forgets_the_room() -> None:
 
 
 def rate_heard(audio: np.ndarray) -> float | None:
-    """The room's rate as the segmenter measures it: high-passed frames through the level tracker."""
-    levels = LevelTracker(RATE, FRAME, margin_db=6.0)
-    room = RoomDecay(RATE, FRAME)
-    filtered = HighPass(RATE)(audio)
-    for start in range(0, len(audio) - FRAME + 1, FRAME):
-        level = levels.measure(filtered[start : start + FRAME], unfiltered=audio[start : start + FRAME])
-        room.update(level.energy_db, level.above_floor_db)
-        levels.update(level, speech=level.loud_enough)
-    return room.rate_db_per_s
+    """The room's rate as the segmenter measured it, after the whole stream."""
+    segmenter = make_segmenter(VadSettings(), RATE)
+    for pos in range(0, len(audio), 480):
+        segmenter.push(audio[pos : pos + 480])
+    return segmenter.room_decay_db_per_s
 
 
 @needs_espeak

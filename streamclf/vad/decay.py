@@ -9,9 +9,10 @@ drops to the floor within a frame or two.
 Each fall from a loud frame (``PEAK_DB`` over the noise floor) is followed until the level rises
 again (``RISE_DB``: new sound) or nears the floor; its slope is fitted over the part between
 ``SKIP_DB`` and ``DEPTH_DB`` under the peak (above it lies the direct sound's own stop, below it
-the floor). A fall fitted over at least ``MIN_POINTS`` frames and ``MIN_SPAN_DB`` is one
-measurement; the room's rate is the ``QUANTILE`` of the last ``KEPT`` of them. A dry place's falls
-are too short to measure, and so are those over a loud noise (10 dB SNR): the rate stays unknown.
+the floor). A fall fitted over at least ``MIN_POINTS`` frames and ``MIN_SPAN_DB``, its levels
+within ``MAX_SCATTER_DB`` of the line, is one measurement; the room's rate is the ``QUANTILE`` of
+the last ``KEPT`` of them. A dry place's falls are too short or too uneven to measure, and so are
+those over a loud noise (10 dB SNR): the rate stays unknown.
 """
 
 from __future__ import annotations
@@ -54,19 +55,14 @@ class RoomDecay:
 
     def reset(self) -> None:
         self._rates.clear()
+        self.rate_db_per_s: float | None = None
+        """The room's decay rate, dB/s, or None while too few falls were measured."""
         self._before = -np.inf  # level of the frame before the previous one, dBFS
         self._previous = -np.inf
         self._peak: float | None = None  # the fall under way: the level it fell from, dBFS
         self._lowest = 0.0
         self._points: list[tuple[int, float]] = []  # (frame number, level) in its fitted part
         self._frames = 0
-
-    @property
-    def rate_db_per_s(self) -> float | None:
-        """The room's decay rate, or None while too few falls were measured."""
-        if len(self._rates) < MIN_MEASURED:
-            return None
-        return float(np.percentile(self._rates, QUANTILE))
 
     def update(self, energy_db: float, above_floor_db: float) -> None:
         """Take one frame's level, dBFS, and its height above the noise floor, dB."""
@@ -102,3 +98,5 @@ class RoomDecay:
         scatter = float(np.std(levels - (slope * times + offset)))
         if slope < 0.0 and scatter <= MAX_SCATTER_DB:
             self._rates.append(-float(slope))
+            if len(self._rates) >= MIN_MEASURED:
+                self.rate_db_per_s = float(np.percentile(self._rates, QUANTILE))
