@@ -36,7 +36,9 @@ addition, most of its energy lies in the voiced band, or that band stands far ou
   sound (a clink or a murmur just before a word does not drag its start forward).
 * **Hold**: once confirmed, voiced speech frames restart the hangover (over murmur such as
   babble, only those well above it); unvoiced sound does only within ``UNVOICED_HOLD_MS`` of
-  the last voiced frame (a final consonant), so a clink after a word never holds its end back.
+  the last voiced frame (a final consonant), or while it goes on from there as a clear hiss (a
+  long "s" between words), and leaves a shorter hangover (``UNVOICED_HANGOVER_MS``). A clink
+  after a word rings rather than hisses, and never holds its end back.
 
 Timestamps are sample counts at ``sample_rate`` since the stream start, so results do not
 depend on block sizes or wall-clock time. All audio lives in one preallocated buffer, as it came
@@ -91,6 +93,14 @@ restarts at the next sound, so the noise before a word does not drag the word's 
 UNVOICED_HOLD_MS = 60
 """Unvoiced sound this long, in ms, after the last voiced frame of a confirmed utterance still holds
 it open (a final "s" or "t"); later unvoiced sound widens nothing and lets the hangover run."""
+UNVOICED_HANGOVER_MS = 120
+"""Hangover, in ms, after an unvoiced frame that holds the utterance (at most ``hangover_ms``): a
+voiceless consonant after the voice mostly ends the word, so less waiting follows it than a vowel."""
+HISS_FLATNESS = 0.3
+"""An unvoiced run that began within UNVOICED_HOLD_MS of the voice goes on holding while its frames
+stand well clear of the noise and their high band is at least this flat (see
+``FrameLevel.high_band_flatness``): a long "s" between two words ("this song") is a hiss; a clink of
+china rings at a few tones and reads far below it."""
 STRONG_FRAMES = 2
 """Voiced frames well above the noise (see LevelTracker) that an utterance needs to be confirmed."""
 SOUND_GOES_ON_DB = 12.0
@@ -121,6 +131,8 @@ class _Frame(NamedTuple):
     """Sounding and voiced, but taken for echo: a vowel's own fall, or a room's reverberation of it."""
     above_db: float
     """Level above the noise floor, dB."""
+    hiss: bool
+    """The frame's high band is noise-like (a fricative), not ringing tones (see HISS_FLATNESS)."""
 
 
 @dataclass(frozen=True)
@@ -194,6 +206,7 @@ class _Timing:
     gap_frames: int
     restart_gap_frames: int
     unvoiced_hold: int
+    unvoiced_hangover_frames: int
     weak_lead: int
     preroll: int
     tail: int
@@ -221,6 +234,7 @@ class _Timing:
             gap_frames=frames(GAP_MS),
             restart_gap_frames=frames(RESTART_GAP_MS),
             unvoiced_hold=frames(UNVOICED_HOLD_MS) * frame,
+            unvoiced_hangover_frames=min(frames(UNVOICED_HANGOVER_MS), frames(settings.hangover_ms)),
             weak_lead=frames(WEAK_LEAD_MS) * frame,
             preroll=round(settings.preroll_ms * sample_rate / 1000.0),
             tail=round(settings.tail_ms * sample_rate / 1000.0),
@@ -325,6 +339,7 @@ class FrameSegmenter:
         self._last_speech_end = 0
         self._last_voiced_end = 0
         self._silence = 0
+        self._unvoiced_run = False  # the last frame was unvoiced sound that held the utterance
         self._loud_run = 0  # frames in a row that stood out of the background
         self._loud_run_min_db = np.inf  # the quietest of them, dB above the floor
         self._voiced = 0
@@ -362,6 +377,7 @@ class FrameSegmenter:
             sounding=sounding,
             voiced_echo=sounding_voiced and not speech,
             above_db=level.above_floor_db,
+            hiss=level.high_band_flatness >= HISS_FLATNESS,
         )
         self._append(pair)
         self._frames_end += len(frame)
@@ -440,15 +456,22 @@ class FrameSegmenter:
             # voiced speech holds the utterance open (over murmur: only voiced speech well above it)
             self._last_speech_end = self._last_voiced_end = self._frames_end
             self._silence = 0
-        elif speech and self._frames_end - self._last_voiced_end <= self._t.unvoiced_hold:
-            # unvoiced sound right after voiced speech: a consonant inside or ending the word
+            self._unvoiced_run = False
+        elif speech and (
+            self._frames_end - self._last_voiced_end <= self._t.unvoiced_hold
+            or (self._unvoiced_run and judged.clear and judged.hiss)
+        ):
+            # unvoiced sound right after voiced speech, or a clear hiss going on from it without a
+            # break: a consonant inside or ending the word, or between two words
             self._last_speech_end = self._frames_end
-            self._silence = 0
+            self._silence = min(self._silence, self._t.hangover_frames - self._t.unvoiced_hangover_frames)
+            self._unvoiced_run = True
         else:
             # silence, or unvoiced sound long after the last voiced frame: the hangover runs on,
             # so a clink after a word never holds its end back; sound that goes on from the
             # speech without a gap (a long final "s", a slowly fading vowel) still widens the
             # segment up to the close
+            self._unvoiced_run = False
             contiguous = self._frames_end - self._last_speech_end <= self._t.gap_frames * self._t.frame
             if judged.sounding and contiguous:
                 self._last_speech_end = self._frames_end

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from streamclf.segmenter import HISS_FLATNESS
 from streamclf.vad.level import NOISE_PEAK_MARGIN_DB, SPECTRUM_STRONG_DB, LevelTracker
 from tests.audio import RATE, vowel_tone
 from trainer.noise import make_noise, set_level_dbfs
@@ -35,3 +36,35 @@ def test_a_new_colour_at_the_same_level_is_not_strong_but_the_same_sound_louder_
     assert not same_level.strong, same_level  # a background changing colour is not a talker
     louder = tracker.measure((recoloured * 10 ** (10 / 20)).astype(np.float32))
     assert louder.strong, louder
+
+
+def _band_noise(low_hz: float, rng: np.random.Generator, tilt_db_per_octave: float = 0.0) -> np.ndarray:
+    """One frame of noise above ``low_hz``, its spectrum tilted by ``tilt_db_per_octave``."""
+    spectrum = np.fft.rfft(rng.standard_normal(4 * FRAME))
+    freqs = np.fft.rfftfreq(4 * FRAME, 1.0 / RATE)
+    gain = np.where(freqs >= low_hz, (np.maximum(freqs, 1.0) / 1000.0) ** (tilt_db_per_octave / 6.02), 0.0)
+    return set_level_dbfs(np.fft.irfft(spectrum * gain)[FRAME : 2 * FRAME], -30.0).astype(np.float32)
+
+
+def _ringing(rng: np.random.Generator) -> np.ndarray:
+    """One frame of a struck dish: two to five decaying tones between 1.5 and 7 kHz."""
+    t = np.arange(FRAME) / RATE
+    out = np.zeros(FRAME)
+    for _ in range(rng.integers(2, 6)):
+        ring = np.sin(2 * np.pi * rng.uniform(1500, 7000) * t) * np.exp(-t / rng.uniform(0.015, 0.12))
+        out += rng.uniform(0.2, 1.0) * ring
+    return set_level_dbfs(out, -30.0).astype(np.float32)
+
+
+def test_a_hiss_reads_flat_in_the_high_band_and_a_clink_does_not() -> None:
+    rng = np.random.default_rng(8)
+    tracker = tracker_after(set_level_dbfs(make_noise("pink", RATE, rng, RATE), -70.0))
+    # white noise, a fricative's steeply rising hiss ("s" above 3.5 kHz), a falling one ("f", "th")
+    hisses = [
+        tracker.measure(_band_noise(low, rng, tilt)).high_band_flatness
+        for low, tilt in [(0.0, 0.0), (3500.0, 12.0), (1500.0, -6.0)]
+        for _ in range(10)
+    ]
+    clinks = [tracker.measure(_ringing(rng)).high_band_flatness for _ in range(30)]
+    assert min(hisses) >= HISS_FLATNESS + 0.1, sorted(hisses)[:5]
+    assert max(clinks) <= HISS_FLATNESS - 0.1, sorted(clinks)[-5:]

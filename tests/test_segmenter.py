@@ -657,3 +657,37 @@ def test_a_slow_rooms_echo_is_learned_from_the_first_words(rt60_s: float, declar
         others = [w for w in overlapping if w is not word]
         assert not others, (word, (segment.start, segment.end), others)
         assert emitted_at / RATE - word.end <= declared_within_s, (emitted_at / RATE, word)
+
+
+@needs_espeak
+@needs_flite
+@pytest.mark.parametrize(
+    ("text", "voice", "level"),
+    [
+        ("skip this song", Voice("flite", "rms", rate=102), -25.0),
+        ("skip this song", Voice("flite", "slt", rate=111), -10.0),
+        ("what's this sound", Voice("flite", "awb", rate=109), -25.0),
+        ("it's too hot in here", Voice("flite", "rms", rate=116), -25.0),
+        ("it's too hot in here", Voice("espeak-ng", "en-gb-x-gbcwmd", rate=199, pitch=64), -40.0),
+    ],
+)
+def test_a_long_hiss_between_two_words_keeps_the_phrase_one_utterance(
+    text: str, voice: Voice, level: float
+) -> None:
+    # "this song", "it's too": the voice stops for the "s" longer than the unvoiced hold, and a
+    # phrase cut there reaches the classifier as two fragments
+    phrase = set_level_dbfs(synthesize(text, voice, RATE), level)
+    start, end = RATE, RATE + len(phrase)
+    audio = set_level_dbfs(make_noise("pink", end + 2 * RATE, np.random.default_rng(5), RATE), -65.0)
+    audio[start:end] += phrase
+    seg = make_segmenter(VadSettings(), RATE)
+    emitted = []
+    for pos in range(0, len(audio), 160):
+        emitted += [(e, seg.samples_seen) for e in seg.push(audio[pos : pos + 160]) if isinstance(e, Segment)]
+    assert [(e.start, e.end) for e, _ in emitted if e.start_sample < end and e.end_sample > start] == [
+        (emitted[0][0].start, emitted[0][0].end)
+    ], [(e.start, e.end) for e, _ in emitted]
+    segment, at = emitted[0]
+    slack = round(0.06 * RATE)
+    assert segment.start_sample <= start + slack and segment.end_sample >= end - slack
+    assert (at - end) / RATE <= 0.2, (at - end) / RATE  # the hiss does not hold the end back

@@ -62,6 +62,8 @@ ABSOLUTE_MIN_DBFS = -88.0
 """No frame below this level is speech, whatever the floor (the soft "w" and fading end of a talker
 at -50 dBFS lie near -80 dBFS, and the high-pass in front takes a little more off them)."""
 VOICED_BAND_HZ = (80.0, 1500.0)
+HISS_BAND_HZ = 1500.0
+HISS_PARTS = 8
 AUDIBLE_MARGIN_DB = 4.0
 """Level above the background, dB, of audio that counts as part of an utterance next to its speech frames."""
 LEVEL_STRONG_DB = 3.0
@@ -131,6 +133,9 @@ class FrameLevel:
     """Share of the frame's energy in VOICED_BAND_HZ, 0..1."""
     low_band_excess_db: float
     """How far, dB, the frame's power below VOICED_BAND_HZ's top stands above the background's there."""
+    high_band_flatness: float
+    """Spectral flatness (geometric over arithmetic mean of the power spectrum) above HISS_BAND_HZ,
+    0..1: high for hiss (a fricative, a fan), low for ringing tones (a clink of china)."""
     band_power: np.ndarray = field(compare=False, repr=False)
     """The frame's power in each of the BANDS mel bands."""
 
@@ -158,6 +163,7 @@ class LevelTracker:
         self._steady: deque[float] = deque(maxlen=max(2, round(STEADY_WINDOW_S * self._frames_per_s)))
         freqs = np.fft.rfftfreq(frame_samples, 1.0 / sample_rate)
         self._voiced_bins = (freqs >= VOICED_BAND_HZ[0]) & (freqs <= VOICED_BAND_HZ[1])
+        self._hiss_bins = freqs >= HISS_BAND_HZ
         self._band_bins, self._band_starts = _mel_bands(freqs, sample_rate)
         self._top = min(TOP_BANDS, len(self._band_starts))
         band_low_edges = freqs[self._band_bins][self._band_starts]
@@ -221,7 +227,8 @@ class LevelTracker:
         low = self._voiced_bands
         low_excess = 10.0 * float(np.log10(bands[:low].sum() / self._background[:low].sum()))
         gain = 10.0 ** (gain_db / 20.0)
-        return FrameLevel(energy, above, excess, loud, strong, gain, ratio, low_excess, bands)
+        flatness = _flatness(spectrum[self._hiss_bins])
+        return FrameLevel(energy, above, excess, loud, strong, gain, ratio, low_excess, flatness, bands)
 
     def audible(self, frame: np.ndarray, unfiltered: np.ndarray | None = None) -> bool:
         """Whether ``frame`` stands out of the noise at all (used to widen detected boundaries)."""
@@ -386,6 +393,25 @@ class LevelTracker:
                 self._background *= 10.0 ** (rise / 10.0)
                 self._background_power *= 10.0 ** (rise / 10.0)
                 self.spectrum_peak_db = max(self.spectrum_peak_db - rise, 0.0)
+
+
+def _flatness(power: np.ndarray, parts: int = HISS_PARTS) -> float:
+    """Spectral flatness of ``power`` (geometric over arithmetic mean) in ``parts`` equal sub-bands,
+    averaged weighted by each sub-band's power: 0 for pure tones, about 0.56 for white noise.
+
+    Within a narrow sub-band, a hiss's slope hardly matters, so a fricative's rising spectrum still
+    reads as noise-like; a ringing mode dominates its sub-band and reads as a tone.
+    """
+    width = len(power) // parts
+    if width < 2:
+        return 0.0
+    split = power[: width * parts].reshape(parts, width).astype(np.float64)
+    mean = split.mean(axis=1)
+    total = float(mean.sum())
+    if total <= 0.0:
+        return 0.0
+    geometric = np.exp(np.mean(np.log(np.maximum(split, total * 1e-12)), axis=1))
+    return float(np.sum(geometric)) / total
 
 
 def _quantile_step(peak: float, value: float, step: float) -> float:
