@@ -6,7 +6,9 @@ Generates spoken command words (espeak-ng and flite, many voices, rates and pitc
 lays them out with 0.3-1.5 s gaps at levels from -50 to -6 dBFS, adds noise at 10 dB SNR and
 runs every segmenter configuration over the same streams. Noise-only audio of each kind gives
 the false segments per minute; noise that starts after 2 s of digital silence or of a quiet room
-gives the false segments per noise start. Prints one Markdown table.
+gives the false segments per noise start. Other conditions on request (``--conditions``): quiet
+talkers over a DC offset or mains hum, reverberant rooms, and spoken phrases of several words.
+Prints one Markdown table.
 
 Definitions: a word is *found* when exactly one segment overlaps it and that segment overlaps
 no other word. *onset* = segment start − word start, *end* = segment end − word end (signed,
@@ -42,6 +44,24 @@ NOISES = ("white", "pink", "babble", "clatter")
 INTERFERENCE = ("offset", "hum")
 """Quiet talkers (-50..-40 dBFS) on a sound card with a -40 dBFS DC offset, or with 50 Hz mains hum at
 -40 dBFS (run with ``--conditions offset,hum``)."""
+PHRASES = ("phrases",)
+"""Spoken commands of two to six words (SPOKEN_PHRASES) at -50..-6 dBFS, no noise (run with
+``--conditions phrases``): a phrase is found when exactly one segment covers it; a pause inside it
+(a long "s" between two words, a stop's closure) must not cut it in two."""
+SPOKEN_PHRASES = (
+    "turn on the lights",
+    "lights off please",
+    "stop the music",
+    "set a timer for six minutes",
+    "what's the weather like",
+    "next track",
+    "skip this song",
+    "it's too hot in here",
+    "lock the front door",
+    "what time is it",
+    "switch off the kitchen lights",
+    "pause it",
+)
 ROOMS = ("reverb",)
 """Talkers at -40..-10 dBFS in a reverberant room, no noise: RT60 0.3-0.8 s and a direct-to-reverberant
 ratio of 0..+8 dB per stream (run with ``--conditions reverb``). Word truth is the dry word."""
@@ -191,12 +211,27 @@ def word_pool(rng: np.random.Generator, count: int) -> list[tuple[str, np.ndarra
     return pool
 
 
+def phrase_pool(rng: np.random.Generator, count: int) -> list[tuple[str, np.ndarray]]:
+    """``count`` spoken phrases (SPOKEN_PHRASES) from many voices."""
+    voices = speaking_voices(rng, max(8, count // 3))
+    pool: list[tuple[str, np.ndarray]] = []
+    for _ in range(count * 4):
+        if len(pool) == count:
+            break
+        text = SPOKEN_PHRASES[int(rng.integers(len(SPOKEN_PHRASES)))]
+        try:
+            pool.append((text, synthesize(text, voices[int(rng.integers(len(voices)))], RATE)))
+        except TtsError:
+            continue
+    return pool
+
+
 def make_streams(rng: np.random.Generator, condition: str, count: int, pool: list) -> list[Stream]:
     streams = []
     for _ in range(count):
         picks = [pool[int(i)] for i in rng.integers(len(pool), size=10)]
         gaps = rng.uniform(0.3, 1.5, size=9)
-        if condition == "clean":
+        if condition in ("clean", *PHRASES):
             levels: float | list[float] = list(rng.uniform(-50, -6, size=10))
         elif condition in ROOMS:
             levels = list(rng.uniform(-40, -10, size=10))
@@ -290,7 +325,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--configs", help="comma-separated substrings of configuration names")
     parser.add_argument(
         "--conditions",
-        help="comma-separated: clean,quiet,white,pink,babble,clatter (default) and offset,hum,reverb",
+        help="comma-separated: clean,quiet,white,pink,babble,clatter (default) and offset,hum,reverb,phrases",
     )
     parser.add_argument("--cpu", action="store_true", help="only measure CPU use on silence and noise")
     args = parser.parse_args(argv)
@@ -301,14 +336,17 @@ def main(argv: list[str] | None = None) -> int:
     streams_per_condition = 3 if args.quick else 10
     noise_seconds = 30 if args.quick else 120
     conditions = ["clean", "quiet", *NOISES]  # the default run
-    every_condition = [*conditions, *INTERFERENCE, *ROOMS]
+    every_condition = [*conditions, *INTERFERENCE, *ROOMS, *PHRASES]
     if args.conditions:
         conditions = [c for c in every_condition if c in args.conditions.split(",")]
     started = time.monotonic()
     pool = word_pool(rng, 60 if args.quick else 200)
     # one generator per condition: a subset of conditions gets the very same audio
     rngs = {c: np.random.default_rng([args.seed, i]) for i, c in enumerate(every_condition)}
-    data = {c: make_streams(rngs[c], c, streams_per_condition, pool) for c in conditions}
+    data = {
+        c: make_streams(rngs[c], c, streams_per_condition, phrase_pool(rngs[c], 60) if c in PHRASES else pool)
+        for c in conditions
+    }
     noise_only: dict[str, list[np.ndarray]] = {}
     noise_onsets: dict[str, list[np.ndarray]] = {}
     for kind in (c for c in conditions if c in NOISES):
