@@ -193,36 +193,27 @@ def noise_onset(kind: str, rng: np.random.Generator, before: str) -> np.ndarray:
     return np.concatenate([quiet, noise]).astype(np.float32)
 
 
-def word_pool(rng: np.random.Generator, count: int) -> list[tuple[str, np.ndarray]]:
-    """``count`` spoken words of 150-800 ms from many voices."""
+def spoken_pool(
+    rng: np.random.Generator,
+    count: int,
+    texts: tuple[str, ...] = COMMAND_WORDS,
+    length_s: tuple[float, float] = (0.15, 0.8),
+) -> list[tuple[str, np.ndarray]]:
+    """``count`` of ``texts`` spoken by many voices, each ``length_s`` long (the default: words of
+    150-800 ms)."""
     voices = speaking_voices(rng, max(8, count // 3))
     pool: list[tuple[str, np.ndarray]] = []
     attempts = 0
     while len(pool) < count and attempts < count * 4:
         attempts += 1
-        text = COMMAND_WORDS[int(rng.integers(len(COMMAND_WORDS)))]
+        text = texts[int(rng.integers(len(texts)))]
         voice = voices[int(rng.integers(len(voices)))]
         try:
             audio = synthesize(text, voice, RATE)
         except TtsError:
             continue
-        if 0.15 <= len(audio) / RATE <= 0.8:
+        if length_s[0] <= len(audio) / RATE <= length_s[1]:
             pool.append((text, audio))
-    return pool
-
-
-def phrase_pool(rng: np.random.Generator, count: int) -> list[tuple[str, np.ndarray]]:
-    """``count`` spoken phrases (SPOKEN_PHRASES) from many voices."""
-    voices = speaking_voices(rng, max(8, count // 3))
-    pool: list[tuple[str, np.ndarray]] = []
-    for _ in range(count * 4):
-        if len(pool) == count:
-            break
-        text = SPOKEN_PHRASES[int(rng.integers(len(SPOKEN_PHRASES)))]
-        try:
-            pool.append((text, synthesize(text, voices[int(rng.integers(len(voices)))], RATE)))
-        except TtsError:
-            continue
     return pool
 
 
@@ -340,13 +331,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.conditions:
         conditions = [c for c in every_condition if c in args.conditions.split(",")]
     started = time.monotonic()
-    pool = word_pool(rng, 60 if args.quick else 200)
+    pool = spoken_pool(rng, 60 if args.quick else 200)
     # one generator per condition: a subset of conditions gets the very same audio
     rngs = {c: np.random.default_rng([args.seed, i]) for i, c in enumerate(every_condition)}
-    data = {
-        c: make_streams(rngs[c], c, streams_per_condition, phrase_pool(rngs[c], 60) if c in PHRASES else pool)
-        for c in conditions
-    }
+    phrases = {c: spoken_pool(rngs[c], 60, SPOKEN_PHRASES, (0.0, np.inf)) for c in conditions if c in PHRASES}
+    data = {c: make_streams(rngs[c], c, streams_per_condition, phrases.get(c, pool)) for c in conditions}
     noise_only: dict[str, list[np.ndarray]] = {}
     noise_onsets: dict[str, list[np.ndarray]] = {}
     for kind in (c for c in conditions if c in NOISES):

@@ -132,7 +132,7 @@ class _Frame(NamedTuple):
     above_db: float
     """Level above the noise floor, dB."""
     hiss: bool
-    """The frame's high band is noise-like (a fricative), not ringing tones (see HISS_FLATNESS)."""
+    """Clear, and its high band is noise-like (a fricative), not ringing tones (see HISS_FLATNESS)."""
 
 
 @dataclass(frozen=True)
@@ -368,16 +368,17 @@ class FrameSegmenter:
             or (level.low_band_ratio >= VOICED_MIN_RATIO and level.low_band_excess_db >= VOICED_RAISE_DB)
         )
         voiced = speech and sounding_voiced
+        clear = speech and level.strong
         judged = _Frame(
             speech=speech,
             voiced=voiced,
             strong=voiced and level.strong,
-            clear=speech and level.strong,
+            clear=clear,
             loud=level.loud_enough and not echo,
             sounding=sounding,
             voiced_echo=sounding_voiced and not speech,
             above_db=level.above_floor_db,
-            hiss=level.high_band_flatness >= HISS_FLATNESS,
+            hiss=clear and level.high_band_flatness >= HISS_FLATNESS,  # (computed for clear frames only)
         )
         self._append(pair)
         self._frames_end += len(frame)
@@ -459,7 +460,7 @@ class FrameSegmenter:
             self._unvoiced_run = False
         elif speech and (
             self._frames_end - self._last_voiced_end <= self._t.unvoiced_hold
-            or (self._unvoiced_run and judged.clear and judged.hiss)
+            or (self._unvoiced_run and judged.hiss)
         ):
             # unvoiced sound right after voiced speech, or a clear hiss going on from it without a
             # break: a consonant inside or ending the word, or between two words

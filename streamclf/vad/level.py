@@ -63,7 +63,9 @@ ABSOLUTE_MIN_DBFS = -88.0
 at -50 dBFS lie near -80 dBFS, and the high-pass in front takes a little more off them)."""
 VOICED_BAND_HZ = (80.0, 1500.0)
 HISS_BAND_HZ = 1500.0
+"""Where the band whose flatness tells a hiss from ringing tones begins (``high_band_flatness``)."""
 HISS_PARTS = 8
+"""Sub-bands that flatness is taken in (each about 400 Hz wide at 16 kHz)."""
 AUDIBLE_MARGIN_DB = 4.0
 """Level above the background, dB, of audio that counts as part of an utterance next to its speech frames."""
 LEVEL_STRONG_DB = 3.0
@@ -133,11 +135,16 @@ class FrameLevel:
     """Share of the frame's energy in VOICED_BAND_HZ, 0..1."""
     low_band_excess_db: float
     """How far, dB, the frame's power below VOICED_BAND_HZ's top stands above the background's there."""
-    high_band_flatness: float
-    """Spectral flatness (geometric over arithmetic mean of the power spectrum) above HISS_BAND_HZ,
-    0..1: high for hiss (a fricative, a fan), low for ringing tones (a clink of china)."""
     band_power: np.ndarray = field(compare=False, repr=False)
     """The frame's power in each of the BANDS mel bands."""
+    high_band_power: np.ndarray = field(compare=False, repr=False)
+    """The frame's power spectrum above HISS_BAND_HZ (a view, FFT bins)."""
+
+    @property
+    def high_band_flatness(self) -> float:
+        """Spectral flatness above HISS_BAND_HZ, 0..1 (see ``_flatness``): high for hiss (a
+        fricative, a fan), low for ringing tones (a clink of china). Computed when asked for."""
+        return _flatness(self.high_band_power)
 
 
 class LevelTracker:
@@ -163,7 +170,7 @@ class LevelTracker:
         self._steady: deque[float] = deque(maxlen=max(2, round(STEADY_WINDOW_S * self._frames_per_s)))
         freqs = np.fft.rfftfreq(frame_samples, 1.0 / sample_rate)
         self._voiced_bins = (freqs >= VOICED_BAND_HZ[0]) & (freqs <= VOICED_BAND_HZ[1])
-        self._hiss_bins = freqs >= HISS_BAND_HZ
+        self._hiss_from = int(np.searchsorted(freqs, HISS_BAND_HZ))
         self._band_bins, self._band_starts = _mel_bands(freqs, sample_rate)
         self._top = min(TOP_BANDS, len(self._band_starts))
         band_low_edges = freqs[self._band_bins][self._band_starts]
@@ -227,8 +234,8 @@ class LevelTracker:
         low = self._voiced_bands
         low_excess = 10.0 * float(np.log10(bands[:low].sum() / self._background[:low].sum()))
         gain = 10.0 ** (gain_db / 20.0)
-        flatness = _flatness(spectrum[self._hiss_bins])
-        return FrameLevel(energy, above, excess, loud, strong, gain, ratio, low_excess, flatness, bands)
+        high = spectrum[self._hiss_from :]
+        return FrameLevel(energy, above, excess, loud, strong, gain, ratio, low_excess, bands, high)
 
     def audible(self, frame: np.ndarray, unfiltered: np.ndarray | None = None) -> bool:
         """Whether ``frame`` stands out of the noise at all (used to widen detected boundaries)."""
