@@ -14,9 +14,9 @@ Definitions: a word is *found* when exactly one segment overlaps it and that seg
 no other word. *onset* = segment start − word start, *end* = segment end − word end (signed,
 seconds; p50 and p95 of the absolute value in ms). *declared* = stream position when the
 segmenter emitted the segment − word end (how long after speech stopped the end was known).
-Word truth is the TTS output trimmed at 40 dB below its loudest 10 ms frame, so at 10 dB SNR
-its soft edges lie under the noise; noise-only audio is four pieces per kind at -55..-20 dBFS,
-each run from a cold start.
+Word truth is the TTS output trimmed at 40 dB below its loudest 10 ms frame (after flite's leading
+pause, cut at the time flite gives for it), so at 10 dB SNR its soft edges lie under the noise;
+noise-only audio is four pieces per kind at -55..-20 dBFS, each run from a cold start.
 """
 
 from __future__ import annotations

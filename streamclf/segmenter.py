@@ -34,10 +34,14 @@ addition, most of its energy lies in the voiced band, or that band stands far ou
   falls after loud sounds (:class:`~streamclf.vad.decay.RoomDecay`).
 * **Gaps**: an unconfirmed utterance that pauses for ``RESTART_GAP_MS`` restarts at the next
   sound (a clink or a murmur just before a word does not drag its start forward).
+* **Ringing lead**: unvoiced frames ahead of a candidate's first voiced frame whose high band
+  rings at a few tones (``HISS_FLATNESS``) are not the word: on confirmation the onset moves past
+  the last of them (dish clinks that run into a word with no pause between).
 * **Hold**: once confirmed, voiced speech frames restart the hangover (over murmur such as
   babble, only those well above it); unvoiced sound does only within ``UNVOICED_HOLD_MS`` of
   the last voiced frame (a final consonant), or while it goes on from there as a clear hiss (a
-  long "s" between words), and leaves a shorter hangover (``UNVOICED_HANGOVER_MS``). A clink
+  long "s" between words), or over murmur as any clear hiss (murmur is voiced: a hiss well above
+  it is the talker's "s"), and leaves a shorter hangover (``UNVOICED_HANGOVER_MS``). A clink
   after a word rings rather than hisses, and never holds its end back.
 
 Timestamps are sample counts at ``sample_rate`` since the stream start, so results do not
@@ -107,7 +111,7 @@ SOUND_GOES_ON_DB = 12.0
 """A confirmed utterance whose whole hangover stood out of the background, never more than this many
 dB under its loudest frame, is not closed: the sound went on and only the detector changed its
 mind (a fan or a tap that has just started is such a sound; the steady-background rule drops it)."""
-WEAK_LEAD_MS = 60
+WEAK_LEAD_MS = 20
 """Over murmur: most speech, in ms, before an utterance's first frame well above the noise that its
 onset keeps; earlier speech frames that only just clear the murmur are taken for the murmur."""
 
@@ -133,6 +137,8 @@ class _Frame(NamedTuple):
     """Level above the noise floor, dB."""
     hiss: bool
     """Clear, and its high band is noise-like (a fricative), not ringing tones (see HISS_FLATNESS)."""
+    ringing: bool
+    """Unvoiced speech whose high band is a few ringing tones (a clink of china), not a hiss."""
 
 
 @dataclass(frozen=True)
@@ -345,6 +351,8 @@ class FrameSegmenter:
         self._voiced = 0
         self._strong = 0
         self._first_clear: int | None = None  # stream index of the candidate's first clear frame
+        self._rung = False  # ringing frames led the candidate, before any voiced frame
+        self._word_from: int | None = None  # then: the first speech frame after the last of them
         self._weak_lead = 0  # samples of speech that the onset left out (_clip_weak_lead)
         self._peak_above_db = 0.0
         self._recent.clear()
@@ -369,6 +377,8 @@ class FrameSegmenter:
         )
         voiced = speech and sounding_voiced
         clear = speech and level.strong
+        # the high band's flatness only where a rule reads it (clear or unvoiced speech): off the idle path
+        flatness = level.high_band_flatness if clear or (speech and not voiced) else 0.0
         judged = _Frame(
             speech=speech,
             voiced=voiced,
@@ -378,7 +388,8 @@ class FrameSegmenter:
             sounding=sounding,
             voiced_echo=sounding_voiced and not speech,
             above_db=level.above_floor_db,
-            hiss=clear and level.high_band_flatness >= HISS_FLATNESS,  # (computed for clear frames only)
+            hiss=clear and flatness >= HISS_FLATNESS,
+            ringing=speech and not voiced and flatness < HISS_FLATNESS,
         )
         self._append(pair)
         self._frames_end += len(frame)
@@ -420,6 +431,14 @@ class FrameSegmenter:
         self._strong = sum(f.strong for f in self._recent)
         clear = [i for i, f in enumerate(self._recent) if f.clear]
         self._first_clear = window_start + clear[0] * frame if clear else None
+        self._rung, self._word_from = False, None
+        voiced = self._voiced
+        self._voiced = 0
+        for i, f in enumerate(self._recent):
+            if f.speech:
+                self._track_lead(f, window_start + i * frame)
+                self._voiced += f.voiced
+        self._voiced = voiced
         self._last_speech_end = self._frames_end
         self._silence = 0
         self._recent.clear()
@@ -444,6 +463,7 @@ class FrameSegmenter:
             self._restart_candidate()
         if not self._confirmed:
             if speech:
+                self._track_lead(judged, self._frames_end - self._t.frame)
                 self._last_speech_end = self._frames_end
                 self._silence = 0
                 self._voiced += voiced
@@ -460,10 +480,11 @@ class FrameSegmenter:
             self._unvoiced_run = False
         elif speech and (
             self._frames_end - self._last_voiced_end <= self._t.unvoiced_hold
-            or (self._unvoiced_run and judged.hiss)
+            or (judged.hiss and (self._unvoiced_run or self._levels.voice_like))
         ):
             # unvoiced sound right after voiced speech, or a clear hiss going on from it without a
-            # break: a consonant inside or ending the word, or between two words
+            # break (over murmur: any clear hiss): a consonant inside or ending the word, or
+            # between two words
             self._last_speech_end = self._frames_end
             self._silence = min(self._silence, self._t.hangover_frames - self._t.unvoiced_hangover_frames)
             self._unvoiced_run = True
@@ -511,16 +532,33 @@ class FrameSegmenter:
         self._voiced = 0
         self._strong = 0
         self._first_clear = None
+        self._rung, self._word_from = False, None
+
+    def _track_lead(self, judged: _Frame, start: int) -> None:
+        """Follow an unconfirmed candidate's lead up to its first voiced frame: where the word
+        begins after the ringing frames (a clink just before a word, with no pause between)."""
+        if self._voiced:
+            return
+        if judged.ringing:
+            self._rung, self._word_from = True, None
+        elif self._rung and self._word_from is None:
+            self._word_from = start
 
     def _check_confirmed(self, events: list[SegmentEvent]) -> None:
         if self._confirmed:
             return
         if self._voiced >= self._t.confirm_frames and self._strong >= STRONG_FRAMES:
             self._confirmed = True
+            self._skip_ringing_lead()
             self._clip_weak_lead()
             self._last_voiced_end = self._frames_end
             self._levels.forget_since_mark()
             events.append(SpeechStart(self._onset))
+
+    def _skip_ringing_lead(self) -> None:
+        """Move the onset past the ringing frames that led the candidate (see ``_track_lead``)."""
+        if self._rung and self._word_from is not None and self._word_from > self._onset:
+            self._onset = self._word_from
 
     def _clip_weak_lead(self) -> None:
         """Over murmur, move the onset up to WEAK_LEAD_MS before the first frame well clear of it."""

@@ -26,6 +26,7 @@ from hypothesis import strategies as st
 from streamclf import config
 from streamclf.errors import EXIT_STARTUP, EXIT_USAGE, ConfigError
 from streamclf.segmenter import FrameSegmenter, Segment, SegmentEvent, SpeechStart, make_segmenter
+from streamclf.vad.echo import DECAY_DB_PER_S, TOLERANCE_DB
 from streamclf.vad.level import STEADY_WINDOW_S
 
 RATE = 16000
@@ -215,6 +216,26 @@ def never_steady(audio: np.ndarray) -> bool:
     in_window = np.convolve(loud, np.ones(STEADY_FRAMES, dtype=int), mode="valid")
     return bool(in_window.max() < STEADY_FRAMES * 0.9)
 
+
+def starts_in_an_echo(runs: list[tuple[int, float, int]]) -> bool:
+    """Whether a stretch of MIN_RUN frames or more starts under the echo envelope of a louder one
+    before it (16 dB under a loud tone 20 ms earlier): the segmenter takes such frames for that
+    tone's reverberation by design (see streamclf.vad.echo), so they may hold nothing open."""
+    frame_s = FRAME_MS / 1000.0
+    earlier: list[tuple[int, float]] = []  # (frame after the stretch, its level)
+    frame = 0
+    for count, level, gap in runs:
+        allowed = max(
+            (loud - DECAY_DB_PER_S * (frame - end + 1) * frame_s - TOLERANCE_DB for end, loud in earlier),
+            default=-np.inf,
+        )
+        if count >= MIN_RUN and level < allowed:
+            return True
+        earlier.append((frame + count, level))
+        frame += count + gap
+    return False
+
+
 runs_strategy = st.lists(
     st.tuples(st.integers(1, MAX_RUN), st.floats(-35.0, -8.0), st.integers(1, 60)), min_size=1, max_size=16
 )
@@ -296,6 +317,7 @@ def test_segments_never_overlap_run_backwards_or_exceed_the_maximum(
 def test_every_frame_of_a_voiced_stretch_that_opens_an_utterance_lands_in_exactly_one_segment(
     runs: list[tuple[int, float, int]], cuts: list[int], max_s: float
 ) -> None:
+    assume(not starts_in_an_echo(runs))
     audio, must_cover, segments = run_case(runs, cuts, max_s)
     assume(never_steady(audio))
     covered = np.zeros(len(audio) // FRAME + 1, dtype=int)  # segments holding samples of each frame

@@ -531,7 +531,8 @@ def test_digital_silence_around_words_over_a_faint_hiss_teaches_nothing() -> Non
 def test_murmur_running_into_a_word_rarely_drags_its_onset_forward() -> None:
     # a swell of the murmur that runs straight into a word is speech to the detector and stands
     # out of the noise; it must not become the word's onset. 160 words, two voices, eight seeds:
-    # the previous onset rule started 12 of them more than 170 ms early (up to 390 ms).
+    # the first onset rule started 12 of them more than 170 ms early (up to 390 ms); keeping 60 ms
+    # of weak lead before the first clear frame still started 18 more than 100 ms early.
     early = 0
     words = 0
     for voice in (Voice("espeak-ng", "en-us"), Voice("flite", "slt")):
@@ -542,9 +543,9 @@ def test_murmur_running_into_a_word_rarely_drags_its_onset_forward() -> None:
             for word in stream.words:
                 hits = [s for s in found if s.start < word.end and s.end > word.start]
                 words += 1
-                early += len(hits) == 1 and hits[0].start < word.start - 0.17
+                early += len(hits) == 1 and hits[0].start < word.start - 0.1
     assert words == 160
-    assert early <= 3, early
+    assert early <= 4, early
 
 
 @needs_espeak
@@ -561,6 +562,24 @@ def test_a_clink_just_before_a_word_does_not_move_its_onset(text: str) -> None:
     found = run(audio, VadSettings())
     assert len(found) == 1, bounds(found)
     # the default 40 ms pre-roll, not the 300 ms of clinks
+    assert abs(found[0].start_sample - start) / RATE <= 0.06, bounds(found)
+
+
+@needs_espeak
+@pytest.mark.parametrize("text", ["up", "eight", "on", "go", "seven", "left"])
+def test_clinks_running_into_a_word_do_not_move_its_onset(text: str) -> None:
+    # no pause between the clinks and the word restarts the candidate: the clinks are speech to
+    # the detector and stand out of the noise, but they ring at a few tones where speech hisses
+    # or is voiced, and the onset moves past them (it was 100-300 ms early)
+    rng = np.random.default_rng(len(text) + 30)
+    (word,) = spoken_words([text])
+    start = round(1.5 * RATE)
+    audio = set_level_dbfs(make_noise("pink", start + len(word) + 2 * RATE, rng, RATE), -60.0)
+    audio[start : start + len(word)] += set_level_dbfs(word, -25.0)
+    clinks = clink_train(0.3, -28.0, rng)
+    audio[start - len(clinks) : start] += clinks  # the last clink rings up to the word
+    found = run(audio, VadSettings())
+    assert len(found) == 1, bounds(found)
     assert abs(found[0].start_sample - start) / RATE <= 0.06, bounds(found)
 
 

@@ -59,6 +59,19 @@ def test_synthesize_gives_trimmed_mono_float32_speech(voice: Voice) -> None:
     assert band_power(audio, 80, 4000) > band_power(audio, 4000, 8000)  # speech-like spectrum
 
 
+@needs_flite
+@pytest.mark.parametrize("name", ["kal", "kal16"])
+def test_flite_words_start_at_the_word_not_at_the_voices_leading_pause(name: str) -> None:
+    # a diphone voice's leading pause holds its recording's rumble (up to 25 dB under the word's
+    # peak, 220 ms), which the level trim alone kept as the start of every word
+    for text in ("one", "go", "on"):
+        audio = synthesize(text, Voice("flite", name), RATE)
+        hop = RATE // 100
+        power = np.mean(audio[: len(audio) // hop * hop].reshape(-1, hop) ** 2, axis=1)
+        loud = int(np.argmax(power >= power.max() / 100.0))  # the first 10 ms within 20 dB of the peak
+        assert loud * hop / RATE <= 0.1, (text, loud * hop / RATE)
+
+
 @needs_espeak
 def test_rate_changes_duration_and_sample_rate_is_honoured() -> None:
     slow = synthesize("cancel the music", Voice("espeak-ng", "en-us", rate=100), RATE)

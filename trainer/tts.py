@@ -2,7 +2,9 @@
 
 Torch-free: used by the segmenter tests, the benchmarks and the synthetic-dataset generator.
 Every call runs the engine as a subprocess, reads the WAV it writes, resamples it to the
-requested rate with soxr and trims leading/trailing silence.
+requested rate with soxr and trims leading/trailing silence. flite's leading pause is cut at the
+time flite gives for it: a diphone voice's pause holds its recording's own noise (kal: a low rumble
+up to 25 dB under the word's peak, 220 ms long), which a level trim would take for the word.
 """
 
 from __future__ import annotations
@@ -151,7 +153,7 @@ def _engine_command(text: str, voice: Voice, out: Path) -> tuple[list[str], str 
             cmd += ["-p", str(voice.pitch)]
         return [*cmd, "--", text], None
     if voice.engine == "flite":
-        cmd = ["flite", "-voice", voice.name, "-o", str(out)]
+        cmd = ["flite", "-voice", voice.name, "-psdur", "-o", str(out)]  # -psdur: segment end times
         if voice.rate is not None:
             cmd += ["--setf", f"duration_stretch={voice.rate / 100:.3f}"]
         return [*cmd, "-t", text], None
@@ -179,6 +181,16 @@ def trim_silence(
     return audio[loud[0] * hop : (loud[-1] + 1) * hop]
 
 
+def _leading_pause_s(segments: str) -> float:
+    """Where the leading pause ends, s, in flite's ``-psdur`` output ("pau:0.220 w:0.280 ...");
+    0 without one."""
+    name, _, end = (segments.split() or [""])[0].partition(":")
+    try:
+        return max(float(end), 0.0) if name == "pau" else 0.0
+    except ValueError:
+        return 0.0
+
+
 def _check_voice(voice: Voice) -> None:
     """The engines fall back to a default voice without a word: refuse unknown voices ourselves."""
     if voice.engine == "espeak-ng":
@@ -202,12 +214,14 @@ def synthesize(text: str, voice: Voice, sample_rate: int = 16000) -> np.ndarray:
     with tempfile.TemporaryDirectory(prefix="streamclf-tts-") as tmp:
         out = Path(tmp) / "speech.wav"
         cmd, stdin = _engine_command(text, voice, out)
-        _run(cmd, f"synthesizing {text!r} with {voice.key}", stdin)
+        done = _run(cmd, f"synthesizing {text!r} with {voice.key}", stdin)
         try:
             audio, rate = sf.read(out, dtype="float32", always_2d=True)
         except (sf.LibsndfileError, RuntimeError) as exc:
             raise TtsError(f"{voice.key} wrote no readable audio for {text!r}: {exc}") from None
     mono = audio.mean(axis=1)
+    if voice.engine == "flite":
+        mono = mono[round(_leading_pause_s(done.stdout) * rate) :]
     if rate != sample_rate:
         mono = soxr.resample(mono, rate, sample_rate, quality="HQ")
     trimmed = trim_silence(np.asarray(mono, dtype=np.float32), sample_rate)
