@@ -427,18 +427,15 @@ class FrameSegmenter:
         self._shift_to(max(keep_from, self._last_end, self._buf_start, latest_start))
         self._open = True
         self._levels.mark()
-        self._voiced = sum(f.voiced for f in self._recent)
-        self._strong = sum(f.strong for f in self._recent)
         clear = [i for i, f in enumerate(self._recent) if f.clear]
         self._first_clear = window_start + clear[0] * frame if clear else None
+        self._voiced = self._strong = 0
         self._rung, self._word_from = False, None
-        voiced = self._voiced
-        self._voiced = 0
-        for i, f in enumerate(self._recent):
+        for i, f in enumerate(self._recent):  # in order, as _step_open takes them (_track_lead)
             if f.speech:
                 self._track_lead(f, window_start + i * frame)
-                self._voiced += f.voiced
-        self._voiced = voiced
+            self._voiced += f.voiced
+            self._strong += f.strong
         self._last_speech_end = self._frames_end
         self._silence = 0
         self._recent.clear()
