@@ -33,7 +33,9 @@ addition, most of its energy lies in the voiced band, or that band stands far ou
   confirmation. How slowly that echo may fall follows the room's own decay rate, measured from the
   falls after loud sounds (:class:`~streamclf.vad.decay.RoomDecay`).
 * **Gaps**: an unconfirmed utterance that pauses for ``RESTART_GAP_MS`` restarts at the next
-  sound (a clink or a murmur just before a word does not drag its start forward).
+  sound (a clink or a murmur just before a word does not drag its start forward), unless all it
+  held so far was a clear hiss and the pause is no longer than a stop's closure (``CLOSURE_MS``):
+  the "s" of "stop" or "skip" is the word's start.
 * **Ringing lead**: unvoiced frames ahead of a candidate's first voiced frame whose high band
   rings at a few tones (``HISS_FLATNESS``) are not the word: on confirmation the onset moves past
   the last of them (dish clinks that run into a word with no pause between).
@@ -94,6 +96,9 @@ after it does not extend the utterance."""
 RESTART_GAP_MS = 40
 """A pause this long, in ms, inside an unconfirmed utterance (a clink, a murmur) ends it: it
 restarts at the next sound, so the noise before a word does not drag the word's start forward."""
+CLOSURE_MS = 120
+"""A pause up to this long, in ms, after a candidate that so far is only a clear hiss does not
+restart it: an "s" and the closure of the stop after it ("stop", "skip", "start")."""
 UNVOICED_HOLD_MS = 60
 """Unvoiced sound this long, in ms, after the last voiced frame of a confirmed utterance still holds
 it open (a final "s" or "t"); later unvoiced sound widens nothing and lets the hangover run."""
@@ -211,6 +216,7 @@ class _Timing:
     hangover_frames: int
     gap_frames: int
     restart_gap_frames: int
+    closure_frames: int
     unvoiced_hold: int
     unvoiced_hangover_frames: int
     weak_lead: int
@@ -239,6 +245,7 @@ class _Timing:
             hangover_frames=frames(settings.hangover_ms),
             gap_frames=frames(GAP_MS),
             restart_gap_frames=frames(RESTART_GAP_MS),
+            closure_frames=frames(CLOSURE_MS),
             unvoiced_hold=frames(UNVOICED_HOLD_MS) * frame,
             unvoiced_hangover_frames=min(frames(UNVOICED_HANGOVER_MS), frames(settings.hangover_ms)),
             weak_lead=frames(WEAK_LEAD_MS) * frame,
@@ -352,6 +359,7 @@ class FrameSegmenter:
         self._strong = 0
         self._first_clear: int | None = None  # stream index of the candidate's first clear frame
         self._rung = False  # ringing frames led the candidate, before any voiced frame
+        self._hiss_lead = False  # the candidate's speech frames so far were all a clear hiss
         self._word_from: int | None = None  # then: the first speech frame after the last of them
         self._weak_lead = 0  # samples of speech that the onset left out (_clip_weak_lead)
         self._peak_above_db = 0.0
@@ -431,6 +439,7 @@ class FrameSegmenter:
         self._first_clear = window_start + clear[0] * frame if clear else None
         self._voiced = self._strong = 0
         self._rung, self._word_from = False, None
+        self._hiss_lead = True
         for i, f in enumerate(self._recent):  # in order, as _step_open takes them (_track_lead)
             if f.speech:
                 self._track_lead(f, window_start + i * frame)
@@ -456,7 +465,8 @@ class FrameSegmenter:
         else:
             self._loud_run, self._loud_run_min_db = 0, np.inf
         after_gap = self._silence >= self._t.restart_gap_frames
-        if speech and after_gap and not self._confirmed:
+        closure = self._hiss_lead and self._silence <= self._t.closure_frames
+        if speech and after_gap and not self._confirmed and not closure:
             self._restart_candidate()
         if not self._confirmed:
             if speech:
@@ -530,12 +540,14 @@ class FrameSegmenter:
         self._strong = 0
         self._first_clear = None
         self._rung, self._word_from = False, None
+        self._hiss_lead = True
 
     def _track_lead(self, judged: _Frame, start: int) -> None:
         """Follow an unconfirmed candidate's lead up to its first voiced frame: where the word
         begins after the ringing frames (a clink just before a word, with no pause between)."""
         if self._voiced:
             return
+        self._hiss_lead = self._hiss_lead and judged.hiss and not judged.voiced
         if judged.ringing:
             self._rung, self._word_from = True, None
         elif self._rung and self._word_from is None:
