@@ -39,6 +39,9 @@ from trainer.streams import COMMAND_WORDS, Stream, build_stream, speaking_voices
 from trainer.tts import TtsError, synthesize
 
 RATE = 16000
+NOISE_ONLY_S = 120
+"""Noise-only audio per kind, in seconds: four pieces, each from a cold start. The same in quick mode
+(it is cheap to run): shorter pieces would make cold starts weigh more in the false segments per minute."""
 BLOCK = 160  # 10 ms blocks: the emission position is known to 10 ms
 NOISES = ("white", "pink", "babble", "clatter")
 INTERFERENCE = ("offset", "hum")
@@ -311,7 +314,7 @@ def pct(values: list[float], q: float) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="fewer streams and less noise (about a minute)")
+    parser.add_argument("--quick", action="store_true", help="fewer words and streams (about a minute)")
     parser.add_argument("--seed", type=int, default=1234)
     parser.add_argument("--configs", help="comma-separated substrings of configuration names")
     parser.add_argument(
@@ -325,7 +328,6 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     rng = np.random.default_rng(args.seed)
     streams_per_condition = 3 if args.quick else 10
-    noise_seconds = 30 if args.quick else 120
     conditions = ["clean", "quiet", *NOISES]  # the default run
     every_condition = [*conditions, *INTERFERENCE, *ROOMS, *PHRASES]
     if args.conditions:
@@ -342,14 +344,14 @@ def main(argv: list[str] | None = None) -> int:
         rng = rngs[kind]
         pieces = []
         for _ in range(4):  # four levels per kind, each its own stream (from a cold start)
-            piece = make_noise(kind, noise_seconds * RATE // 4, rng, RATE)
+            piece = make_noise(kind, NOISE_ONLY_S * RATE // 4, rng, RATE)
             pieces.append(set_level_dbfs(piece, float(rng.uniform(-55, -20))))
         noise_only[kind] = pieces
         noise_onsets[kind] = [noise_onset(kind, rng, before) for before in ONSET_BEFORE]
     took = time.monotonic() - started
     print(
         f"<!-- {len(pool)} words, {streams_per_condition} streams × 10 words per condition, "
-        f"{noise_seconds} s of each noise; seed {args.seed}; generated in {took:.0f} s -->"
+        f"{NOISE_ONLY_S} s of each noise; seed {args.seed}; generated in {took:.0f} s -->"
     )
     print()
     print(
