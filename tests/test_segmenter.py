@@ -28,7 +28,7 @@ from tests.audio import (
 )
 from trainer.augment import reverberate
 from trainer.noise import make_noise, set_level_dbfs
-from trainer.streams import build_stream
+from trainer.streams import Stream, build_stream
 from trainer.tts import Voice, synthesize
 
 EXACT = VadSettings(preroll_ms=0, tail_ms=0, masked_pad=False)
@@ -583,6 +583,18 @@ def test_clinks_running_into_a_word_do_not_move_its_onset(text: str) -> None:
     assert abs(found[0].start_sample - start) / RATE <= 0.06, bounds(found)
 
 
+def every_voice_saying(
+    texts: Sequence[str], voices: Sequence[Voice], seed: int, level: float, noise: str | None
+) -> Stream:
+    """Each voice saying each text, 0.5-1.0 s apart, in ``noise`` at 10 dB SNR."""
+    audios = [synthesize(t, v, RATE) for v in voices for t in texts]
+    rng = np.random.default_rng(seed)
+    gaps = list(rng.uniform(0.5, 1.0, size=len(audios) - 1))
+    return build_stream(
+        audios, list(texts) * len(voices), gaps, rng, level_dbfs=level, noise=noise, snr_db=10.0, lead_s=1.5
+    )
+
+
 S_CLUSTER_VOICES = (
     Voice("espeak-ng", "en-us"),
     Voice("espeak-ng", "en-gb+f2", 180, 60),
@@ -598,20 +610,7 @@ def test_a_words_first_s_before_a_stop_is_part_of_the_word() -> None:
     # "stop", "skip", "start": the "s" hisses, then the stop's closure is a pause of 50-100 ms
     # before the vowel. That pause restarted the candidate, and the onset fell on the vowel:
     # after the word's start in 15 of these 16 words, over 100 ms after it in 8
-    texts = ["stop", "skip", "start", "spin"]
-    audios = [synthesize(t, v, RATE) for v in S_CLUSTER_VOICES for t in texts]
-    rng = np.random.default_rng(5)
-    gaps = list(rng.uniform(0.5, 1.0, size=len(audios) - 1))
-    stream = build_stream(
-        audios,
-        texts * len(S_CLUSTER_VOICES),
-        gaps,
-        rng,
-        level_dbfs=-25.0,
-        noise="pink",
-        snr_db=10.0,
-        lead_s=1.5,
-    )
+    stream = every_voice_saying(["stop", "skip", "start", "spin"], S_CLUSTER_VOICES, 5, -25.0, "pink")
     words = [(w.start, w.end) for w in stream.words]
     found = run(stream.audio, VadSettings())
     assert found_once(found, words) == len(words), bounds(found)
@@ -634,23 +633,10 @@ HIGH_FRONT_VOICES = tuple(
 def test_front_vowels_of_high_voices_count_as_voiced(noise: str | None, level: float) -> None:
     # by the voiced band's share alone these words were never confirmed, in silence or in noise;
     # they lift that band far above the background, which a clink or hiss does not
-    texts = ["yes", "eight", "six"]
-    audios = [synthesize(t, v, RATE) for v in HIGH_FRONT_VOICES for t in texts]
-    rng = np.random.default_rng(11)
-    gaps = list(rng.uniform(0.5, 1.0, size=len(audios) - 1))
-    stream = build_stream(
-        audios,
-        texts * len(HIGH_FRONT_VOICES),
-        gaps,
-        rng,
-        level_dbfs=level,
-        noise=noise,
-        snr_db=10.0,
-        lead_s=1.5,
-    )
+    stream = every_voice_saying(["yes", "eight", "six"], HIGH_FRONT_VOICES, 11, level, noise)
     found = run(stream.audio, VadSettings())
-    assert found_once(found, [(w.start, w.end) for w in stream.words]) == len(audios), bounds(found)
-    assert len(found) == len(audios), bounds(found)
+    assert found_once(found, [(w.start, w.end) for w in stream.words]) == len(stream.words), bounds(found)
+    assert len(found) == len(stream.words), bounds(found)
 
 
 @needs_espeak
