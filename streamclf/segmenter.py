@@ -543,8 +543,9 @@ class FrameSegmenter:
         self._hiss_lead = True
 
     def _track_lead(self, judged: _Frame, start: int) -> None:
-        """Follow an unconfirmed candidate's lead up to its first voiced frame: where the word
-        begins after the ringing frames (a clink just before a word, with no pause between)."""
+        """Follow an unconfirmed candidate's lead up to its first voiced frame: whether it is all a
+        clear hiss so far (an "s" before a stop's closure, see CLOSURE_MS), and where the word begins
+        after the ringing frames (a clink just before a word, with no pause between)."""
         if self._voiced:
             return
         self._hiss_lead = self._hiss_lead and judged.hiss and not judged.voiced
