@@ -567,7 +567,7 @@ class FrameSegmenter:
 
     def _skip_ringing_lead(self) -> None:
         """Move the onset past the ringing frames that led the candidate (see ``_track_lead``)."""
-        if self._rung and self._word_from is not None and self._word_from > self._onset:
+        if self._word_from is not None and self._word_from > self._onset:  # (set only after ringing)
             self._onset = self._word_from
 
     def _clip_weak_lead(self) -> None:
