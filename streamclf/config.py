@@ -68,7 +68,7 @@ class CaptureSettings:
 @dataclass(frozen=True)
 class VadSettings:
     backend: str = setting("webrtc", _one_of("webrtc", "silero"))
-    """Voice-activity backend: "webrtc" (webrtcvad) or "silero" (silero-vad, extra [silero])."""
+    """Voice-activity backend: "webrtc" (webrtcvad) or "silero" (silero-vad)."""
     aggressiveness: int = setting(1, _between(0, 3))
     """webrtcvad aggressiveness, 0 (least) to 3 (most eager to call audio non-speech)."""
     frame_ms: int = setting(20, _one_of(10, 20, 30))
@@ -100,6 +100,10 @@ class VadSettings:
     """Speech probability threshold of the silero backend, 0..1."""
     reset_after_s: float = setting(5.0, _between(0.1, 600.0))
     """Seconds of non-speech after which the silero model's recurrent state is cleared."""
+    murmur_check: bool = setting(True)
+    """webrtc backend: over murmur (babble, a TV), keep an utterance only when silero-vad also hears a
+    voice in it; a swell of distant talkers looks like a near one in level and spectrum. Runs only
+    while the background is murmur."""
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,10 @@ addition, most of its energy lies in the voiced band, or that band stands far ou
   Over murmur (babble, a TV), the onset is then at most ``WEAK_LEAD_MS`` before the first frame
   that stands well clear of the noise: a word rises out of it within a few frames, so a longer
   weak lead is the murmur itself, a swell running into the word. Over other noise a weak lead is
-  the word's own soft start ("l", "w") and is kept.
+  the word's own soft start ("l", "w") and is kept. Over murmur, one of the candidate's speech
+  frames must also sound like a voice to silero-vad (:class:`~streamclf.vad.murmur.MurmurCheck`,
+  ``MURMUR_VOICE_PROBABILITY``): a swell of the distant talkers stands out in level and spectrum
+  as a near talker does, but mostly does not sound like one voice.
 * **Close**: after ``hangover_ms`` of non-speech. The segment ends ``tail_ms`` after the last
   speech frame. Shorter than ``min_utterance_ms`` (the masked edges counted): discarded
   (:class:`SpeechEnd`). Not while the whole hangover stays loud and near the utterance's own
@@ -67,6 +70,7 @@ from .vad.decay import RoomDecay
 from .vad.echo import EchoTracker
 from .vad.highpass import HighPass
 from .vad.level import LevelTracker
+from .vad.murmur import MurmurCheck, make_murmur_check
 
 RAW, FILTERED = 0, 1
 """Rows of the segmenter's audio buffer."""
@@ -111,6 +115,12 @@ stand well clear of the noise and their high band is at least this flat (see
 ``FrameLevel.high_band_flatness``): a long "s" between two words ("this song") is a hiss; a clink of
 china rings at a few tones and reads far below it."""
 STRONG_FRAMES = 2
+MURMUR_VOICE_PROBABILITY = 0.6
+"""Over murmur, an utterance is confirmed only once silero-vad's speech probability reached this on
+one of its speech frames (``MurmurCheck``): a swell of the distant talkers mostly stays under it."""
+MURMUR_CHECK_LINGER_S = 10.0
+"""The murmur check runs on this long, in seconds, after the background was last murmur: the
+background's voice-likeness wavers around its threshold, and the model needs context."""
 """Voiced frames well above the noise (see LevelTracker) that an utterance needs to be confirmed."""
 SOUND_GOES_ON_DB = 12.0
 """A confirmed utterance whose whole hangover stood out of the background, never more than this many
@@ -144,6 +154,8 @@ class _Frame(NamedTuple):
     """Clear, and its high band is noise-like (a fricative), not ringing tones (see HISS_FLATNESS)."""
     ringing: bool
     """Unvoiced speech whose high band is a few ringing tones (a clink of china), not a hiss."""
+    voice_probability: float
+    """Over murmur, silero-vad's speech probability here (``MurmurCheck``); 1 where none is taken."""
 
 
 @dataclass(frozen=True)
@@ -217,6 +229,7 @@ class _Timing:
     gap_frames: int
     restart_gap_frames: int
     closure_frames: int
+    murmur_linger_frames: int
     unvoiced_hold: int
     unvoiced_hangover_frames: int
     weak_lead: int
@@ -246,6 +259,7 @@ class _Timing:
             gap_frames=frames(GAP_MS),
             restart_gap_frames=frames(RESTART_GAP_MS),
             closure_frames=frames(CLOSURE_MS),
+            murmur_linger_frames=frames(MURMUR_CHECK_LINGER_S * 1000.0),
             unvoiced_hold=frames(UNVOICED_HOLD_MS) * frame,
             unvoiced_hangover_frames=min(frames(UNVOICED_HANGOVER_MS), frames(settings.hangover_ms)),
             weak_lead=frames(WEAK_LEAD_MS) * frame,
@@ -264,9 +278,12 @@ class _Timing:
 class FrameSegmenter:
     """The segmenter state machine over any :class:`FrameDetector` (see the module docstring)."""
 
-    def __init__(self, settings: VadSettings, detector: FrameDetector) -> None:
+    def __init__(
+        self, settings: VadSettings, detector: FrameDetector, murmur_check: MurmurCheck | None = None
+    ) -> None:
         self.sample_rate = detector.sample_rate
         self._detector = detector
+        self._murmur_check = murmur_check
         self._t = _Timing.from_settings(settings, self.sample_rate, detector.frame_samples)
         self._highpass = HighPass(self.sample_rate)
         self._levels = LevelTracker(self.sample_rate, self._t.frame, settings.margin_db, settings.agc)
@@ -297,6 +314,9 @@ class FrameSegmenter:
         self._levels.reset()
         self._echo.reset()
         self._room.reset()
+        if self._murmur_check is not None:
+            self._murmur_check.reset()
+        self._murmur_left = 0  # frames the murmur check keeps running (MURMUR_CHECK_LINGER_S)
         self._go_idle()
 
     @property
@@ -357,6 +377,7 @@ class FrameSegmenter:
         self._loud_run_min_db = np.inf  # the quietest of them, dB above the floor
         self._voiced = 0
         self._strong = 0
+        self._voice_probability = 0.0  # the highest of the candidate's speech frames (MurmurCheck)
         self._first_clear: int | None = None  # stream index of the candidate's first clear frame
         self._rung = False  # ringing frames led the candidate, before any voiced frame
         self._hiss_lead = False  # the candidate's speech frames so far were all a clear hiss
@@ -374,6 +395,7 @@ class FrameSegmenter:
         else:
             said_speech = False  # quiet frames never reach webrtcvad: keeps idle CPU low
         self._room.update(level.energy_db, level.above_floor_db)
+        voice_probability = self._second_opinion(frame, level.gain)
         echo = self._echo.update(level.band_power, self._room.rate_db_per_s)
         sounding = level.loud_enough and said_speech
         # a room's echo opens nothing and holds nothing; a candidate's own frames still count
@@ -398,6 +420,7 @@ class FrameSegmenter:
             above_db=level.above_floor_db,
             hiss=clear and flatness >= HISS_FLATNESS,
             ringing=speech and not voiced and flatness < HISS_FLATNESS,
+            voice_probability=voice_probability,
         )
         self._append(pair)
         self._frames_end += len(frame)
@@ -438,11 +461,13 @@ class FrameSegmenter:
         clear = [i for i, f in enumerate(self._recent) if f.clear]
         self._first_clear = window_start + clear[0] * frame if clear else None
         self._voiced = self._strong = 0
+        self._voice_probability = 0.0
         self._rung, self._word_from = False, None
         self._hiss_lead = True
         for i, f in enumerate(self._recent):  # in order, as _step_open takes them (_track_lead)
             if f.speech:
                 self._track_lead(f, window_start + i * frame)
+                self._voice_probability = max(self._voice_probability, f.voice_probability)
             self._voiced += f.voiced
             self._strong += f.strong
         self._last_speech_end = self._frames_end
@@ -475,6 +500,7 @@ class FrameSegmenter:
                 self._silence = 0
                 self._voiced += voiced
                 self._strong += strong
+                self._voice_probability = max(self._voice_probability, judged.voice_probability)
                 if judged.clear and self._first_clear is None:
                     self._first_clear = self._frames_end - self._t.frame
                 self._check_confirmed(events)
@@ -521,6 +547,24 @@ class FrameSegmenter:
         if self._fill + self._t.frame > self._t.max_length:
             self._cut(events)
 
+    def _second_opinion(self, frame: np.ndarray, gain: float) -> float:
+        """silero-vad's speech probability of this (gain-normalised) frame while the background is
+        murmur, or was within ``MURMUR_CHECK_LINGER_S`` (the model keeps its context across a lull);
+        1 where the background is no murmur."""
+        check = self._murmur_check
+        if check is None:
+            return 1.0
+        if self._levels.voice_like:
+            self._murmur_left = self._t.murmur_linger_frames
+        elif self._murmur_left > 0:
+            self._murmur_left -= 1
+            if self._murmur_left == 0:
+                check.reset()
+        if self._murmur_left == 0:
+            return 1.0
+        check.push(frame * np.float32(gain))
+        return check.probability if self._levels.voice_like else 1.0
+
     def _sound_goes_on(self) -> bool:
         """Whether the whole hangover of a confirmed utterance stood out of the background, close
         to the utterance's own level (see SOUND_GOES_ON_DB)."""
@@ -538,6 +582,7 @@ class FrameSegmenter:
         )
         self._voiced = 0
         self._strong = 0
+        self._voice_probability = 0.0
         self._first_clear = None
         self._rung, self._word_from = False, None
         self._hiss_lead = True
@@ -557,7 +602,11 @@ class FrameSegmenter:
     def _check_confirmed(self, events: list[SegmentEvent]) -> None:
         if self._confirmed:
             return
-        if self._voiced >= self._t.confirm_frames and self._strong >= STRONG_FRAMES:
+        if (
+            self._voiced >= self._t.confirm_frames
+            and self._strong >= STRONG_FRAMES
+            and (self._voice_probability >= MURMUR_VOICE_PROBABILITY or not self._levels.voice_like)
+        ):
             self._confirmed = True
             self._skip_ringing_lead()
             self._clip_weak_lead()
@@ -654,4 +703,6 @@ def make_segmenter(settings: VadSettings, sample_rate: int) -> FrameSegmenter:
         from .vad.webrtc import WebRtcDetector
 
         detector = WebRtcDetector(sample_rate, settings.frame_ms, settings.aggressiveness)
+        if settings.murmur_check:
+            return FrameSegmenter(settings, detector, make_murmur_check(sample_rate, settings.reset_after_s))
     return FrameSegmenter(settings, detector)

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from streamclf.config import VadSettings
 from streamclf.errors import StartupError
 from streamclf.segmenter import Segment, SpeechEnd, SpeechStart, make_segmenter
+from streamclf.vad.murmur import MurmurCheck
 from tests.audio import (
     RATE,
     TEN_WORDS,
@@ -299,8 +300,12 @@ def test_silero_backend_finds_words_in_a_reverberant_room() -> None:
     assert found_once(found, [(w.start, w.end) for w in stream.words]) == len(words), bounds(found)
 
 
-def test_missing_silero_package_is_a_clear_startup_error() -> None:
-    """Never a silent fallback to webrtcvad: run with silero_vad made unimportable."""
+@pytest.mark.parametrize(
+    ("settings", "names"),
+    [("backend='silero'", "silero-vad"), ("murmur_check=True", "vad.murmur_check")],
+)
+def test_missing_silero_package_is_a_clear_startup_error(settings: str, names: str) -> None:
+    """Never a silent fallback: run with silero_vad made unimportable."""
     code = (
         "import sys\n"
         "class Block:\n"
@@ -311,13 +316,13 @@ def test_missing_silero_package_is_a_clear_startup_error() -> None:
         "from streamclf.errors import StartupError\n"
         "from streamclf.segmenter import make_segmenter\n"
         "try:\n"
-        "    make_segmenter(VadSettings(backend='silero'), 16000)\n"
+        f"    make_segmenter(VadSettings({settings}), 16000)\n"
         "except StartupError as exc:\n"
         "    print(exc); sys.exit(3)\n"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 3, proc.stderr
-    assert "silero-vad" in proc.stdout and "pip install" in proc.stdout
+    assert names in proc.stdout and "pip install" in proc.stdout
     assert "Traceback" not in proc.stderr
 
 
@@ -413,6 +418,43 @@ def test_murmur_already_under_way_when_the_stream_starts_is_not_speech(level: fl
     rng = np.random.default_rng(int(-level))
     audio = set_level_dbfs(make_noise("babble", 3 * RATE, rng, RATE), level)
     assert [s for s in run(audio, VadSettings()) if s.start < 1.0] == []
+
+
+@pytest.mark.slow
+def test_the_murmur_check_keeps_swells_of_distant_talkers_out() -> None:
+    # twelve pieces of babble alone, 20 s each at -50..-25 dBFS: a swell of the distant talkers
+    # raises level and spectrum like a near one; silero-vad mostly hears no single voice in it
+    pieces = []
+    for seed in range(12):
+        rng = np.random.default_rng(seed)
+        babble = make_noise("babble", 20 * RATE, rng, RATE)
+        pieces.append(set_level_dbfs(babble, float(rng.uniform(-50, -25))))
+    checked = sum(len(run(piece, VadSettings())) for piece in pieces)
+    unchecked = sum(len(run(piece, VadSettings(murmur_check=False))) for piece in pieces)
+    assert checked <= unchecked - 2, (checked, unchecked)
+
+
+def test_the_murmur_check_runs_only_over_murmur() -> None:
+    rng = np.random.default_rng(5)
+    seg = make_segmenter(VadSettings(), RATE)
+    assert seg._murmur_check is not None
+    seg.push(set_level_dbfs(make_noise("pink", 5 * RATE, rng, RATE), -40.0))
+    assert seg._murmur_check.probability == 0.0  # never ran: pink noise is no murmur
+    seg.push(set_level_dbfs(make_noise("babble", 5 * RATE, rng, RATE), -40.0))
+    assert seg._murmur_check.probability > 0.0
+    assert make_segmenter(VadSettings(murmur_check=False), RATE)._murmur_check is None
+
+
+def test_the_murmur_check_hears_the_same_whatever_the_frame_length() -> None:
+    rng = np.random.default_rng(6)
+    audio = set_level_dbfs(make_noise("babble", 512 * 30, rng, RATE), -25.0).astype(np.float32)
+    heard = []
+    for frame in (320, 480):
+        check = MurmurCheck(RATE, reset_after_s=5.0)
+        for pos in range(0, len(audio), frame):
+            check.push(audio[pos : pos + frame])
+        heard.append(check.probability)
+    assert heard[0] == heard[1] > 0.0
 
 
 def found_once(found: list[Segment], words: Sequence[tuple[float, float]]) -> int:
