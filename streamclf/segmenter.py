@@ -115,13 +115,13 @@ stand well clear of the noise and their high band is at least this flat (see
 ``FrameLevel.high_band_flatness``): a long "s" between two words ("this song") is a hiss; a clink of
 china rings at a few tones and reads far below it."""
 STRONG_FRAMES = 2
+"""Voiced frames well above the noise (see LevelTracker) that an utterance needs to be confirmed."""
 MURMUR_VOICE_PROBABILITY = 0.6
 """Over murmur, an utterance is confirmed only once silero-vad's speech probability reached this on
 one of its speech frames (``MurmurCheck``): a swell of the distant talkers mostly stays under it."""
 MURMUR_CHECK_LINGER_S = 10.0
 """The murmur check runs on this long, in seconds, after the background was last murmur: the
 background's voice-likeness wavers around its threshold, and the model needs context."""
-"""Voiced frames well above the noise (see LevelTracker) that an utterance needs to be confirmed."""
 SOUND_GOES_ON_DB = 12.0
 """A confirmed utterance whose whole hangover stood out of the background, never more than this many
 dB under its loudest frame, is not closed: the sound went on and only the detector changed its
@@ -390,12 +390,13 @@ class FrameSegmenter:
         """Judge one frame, given as it came and high-passed (rows RAW and FILTERED)."""
         raw, frame = pair[RAW], pair[FILTERED]
         level = self._levels.measure(frame, unfiltered=raw)
+        gained = frame * np.float32(level.gain)  # what the detectors hear
         if level.loud_enough or self._detector.needs_every_frame:
-            said_speech = self._detector.is_speech(frame * np.float32(level.gain))
+            said_speech = self._detector.is_speech(gained)
         else:
             said_speech = False  # quiet frames never reach webrtcvad: keeps idle CPU low
         self._room.update(level.energy_db, level.above_floor_db)
-        voice_probability = self._second_opinion(frame, level.gain)
+        voice_probability = self._second_opinion(gained)
         echo = self._echo.update(level.band_power, self._room.rate_db_per_s)
         sounding = level.loud_enough and said_speech
         # a room's echo opens nothing and holds nothing; a candidate's own frames still count
@@ -547,7 +548,7 @@ class FrameSegmenter:
         if self._fill + self._t.frame > self._t.max_length:
             self._cut(events)
 
-    def _second_opinion(self, frame: np.ndarray, gain: float) -> float:
+    def _second_opinion(self, gained: np.ndarray) -> float:
         """silero-vad's speech probability of this (gain-normalised) frame while the background is
         murmur, or was within ``MURMUR_CHECK_LINGER_S`` (the model keeps its context across a lull);
         1 where the background is no murmur."""
@@ -562,7 +563,7 @@ class FrameSegmenter:
                 check.reset()
         if self._murmur_left == 0:
             return 1.0
-        check.push(frame * np.float32(gain))
+        check.push(gained)
         return check.probability if self._levels.voice_like else 1.0
 
     def _sound_goes_on(self) -> bool:
