@@ -590,6 +590,45 @@ def test_murmur_running_into_a_word_rarely_drags_its_onset_forward() -> None:
     assert early <= 4, early
 
 
+def brighter(audio: np.ndarray, up_to_db: float = 12.0) -> np.ndarray:
+    """``audio`` with its treble raised (undoes the babble's distance low-pass, by at most ``up_to_db``)."""
+    spectrum = np.fft.rfft(audio)
+    freqs = np.fft.rfftfreq(len(audio), 1.0 / RATE)
+    spectrum *= np.minimum(1.0 + (freqs / 3000.0) ** 2, 10.0 ** (up_to_db / 20.0))
+    return np.fft.irfft(spectrum, len(audio))
+
+
+@needs_espeak
+@needs_flite
+@pytest.mark.slow
+def test_murmur_whose_talkers_change_is_learned_again() -> None:
+    # the murmur changes after 2.5 s (a door opens: nearer talkers, brighter): every frame of it
+    # stands out of the spectrum learned before and passes for speech, so nothing teaches the
+    # spectrum again unless murmur that goes on with hardly a pause is taken for background.
+    # Without that, 160 words over eight seeds: 141 found once, 19 onsets more than 200 ms off (with
+    # it: 148 and 8).
+    once = far = words = 0
+    for voice in (Voice("espeak-ng", "en-us"), Voice("flite", "slt")):
+        for seed in range(8):
+            rng = np.random.default_rng(seed)
+            stream = ten_word_stream(rng, voice=voice, lead_s=3.0, level_dbfs=-30.0)
+            n = len(stream.audio)
+            before = set_level_dbfs(make_noise("babble", n, rng, RATE), -40.0)
+            after = set_level_dbfs(brighter(make_noise("babble", n, rng, RATE)), -40.0)
+            fade = np.clip((np.arange(n) - 2.5 * RATE) / (0.05 * RATE), 0.0, 1.0)
+            audio = (stream.audio + before * (1.0 - fade) + after * fade).astype(np.float32)
+            found = run(audio, VadSettings())
+            truth = [(w.start, w.end) for w in stream.words]
+            once += found_once(found, truth)
+            for start, end in truth:
+                hits = [s for s in found if s.start < end and s.end > start]
+                words += 1
+                far += len(hits) == 1 and abs(hits[0].start - start) > 0.2
+    assert words == 160
+    assert once >= 146, once
+    assert far <= 12, far
+
+
 @needs_espeak
 @pytest.mark.parametrize("text", ["go", "seven", "down", "left"])
 def test_a_clink_just_before_a_word_does_not_move_its_onset(text: str) -> None:

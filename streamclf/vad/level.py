@@ -115,6 +115,10 @@ top of the background adds to its level, a background that only changes colour (
 the murmur, a tap turned) does not."""
 SPECTRUM_TIME_S = 2.0
 """Time constant, s, of the background spectrum's running mean."""
+BUSY_WINDOW_S = 2.0
+BUSY_SHARE = 0.85
+"""Over murmur, when at least this share of the last BUSY_WINDOW_S was speech or an utterance,
+every frame teaches the background spectrum (see ``_learn_when_busy``)."""
 
 
 @dataclass(frozen=True)
@@ -168,6 +172,7 @@ class LevelTracker:
         self._spectrum_rate = 1.0 / (SPECTRUM_TIME_S * self._frames_per_s)
         self._block_mins: deque[float] = deque(maxlen=MIN_WINDOW_BLOCKS)
         self._steady: deque[float] = deque(maxlen=max(2, round(STEADY_WINDOW_S * self._frames_per_s)))
+        self._busy: deque[bool] = deque(maxlen=max(2, round(BUSY_WINDOW_S * self._frames_per_s)))
         freqs = np.fft.rfftfreq(frame_samples, 1.0 / sample_rate)
         self._voiced_bins = (freqs >= VOICED_BAND_HZ[0]) & (freqs <= VOICED_BAND_HZ[1])
         self._hiss_from = int(np.searchsorted(freqs, HISS_BAND_HZ))
@@ -192,6 +197,8 @@ class LevelTracker:
         self._frames = 0
         self._block_mins.clear()
         self._steady.clear()
+        self._busy.clear()
+        self._busy_count = 0
         self._block_min = np.inf
         self._block_count = 0
 
@@ -294,7 +301,9 @@ class LevelTracker:
         self._frames += 1
         self._track_window_minimum(energy)
         if not learn_noise or speech:
+            self._learn_when_busy(level, busy=True)
             return False
+        self._learn_when_busy(level, busy=False)
         above = energy - self.floor_db
         if not cold and above < self.level_peak_db + NOISE_PEAK_MARGIN_DB:
             # only frames within the background's usual level: a word too soft to be detected
@@ -352,6 +361,24 @@ class LevelTracker:
         self._background += rate * (bands - self._background)
         self._background_power += rate * (power - self._background_power)
         self._learned += 1
+
+    def _learn_when_busy(self, level: FrameLevel, busy: bool) -> None:
+        """Over murmur, let every frame teach the background spectrum while nearly all of the last
+        BUSY_WINDOW_S was speech or an utterance.
+
+        The spectrum learns only from frames taken for noise. When murmur drifts away from the
+        spectrum it was learned from (other talkers come to the fore), each of its frames stands
+        out, is taken for speech and teaches nothing: the spectrum stays stale and utterances run
+        into each other. Commands leave gaps: a word or two, then a pause. Murmur that seems to
+        talk on with hardly a pause for seconds is the background.
+        """
+        if len(self._busy) == self._busy.maxlen:
+            self._busy_count -= self._busy[0]
+        self._busy.append(busy)
+        self._busy_count += busy
+        full = len(self._busy) == self._busy.maxlen
+        if busy and full and self._busy_count >= BUSY_SHARE * len(self._busy) and self.voice_like:
+            self._learn_spectrum(level.band_power, 10.0 ** (level.energy_db / 10.0))
 
     def _level_margin_db(self) -> float:
         """How far, dB, a frame's level must stand above the floor to stand out (past the cold start)."""
