@@ -122,6 +122,10 @@ one of its speech frames (``MurmurCheck``): a swell of the distant talkers mostl
 MURMUR_CHECK_LINGER_S = 10.0
 """The murmur check runs on this long, in seconds, after the background was last murmur: the
 background's voice-likeness wavers around its threshold, and the model needs context."""
+HOLD_WITHIN_PEAK_DB = 12.0
+"""Over murmur, a voiced frame holds a confirmed utterance open only within this many dB of the
+utterance's loudest frame: a swell of the murmur right after a word stands well above the murmur,
+but well under the talker who has just spoken."""
 SOUND_GOES_ON_DB = 12.0
 """A confirmed utterance whose whole hangover stood out of the background, never more than this many
 dB under its loudest frame, is not closed: the sound went on and only the detector changed its
@@ -507,8 +511,8 @@ class FrameSegmenter:
                 self._check_confirmed(events)
             else:
                 self._silence += 1
-        elif voiced and (strong or not self._levels.voice_like):
-            # voiced speech holds the utterance open (over murmur: only voiced speech well above it)
+        elif voiced and self._holds(judged):
+            # voiced speech holds the utterance open
             self._last_speech_end = self._last_voiced_end = self._frames_end
             self._silence = 0
             self._unvoiced_run = False
@@ -547,6 +551,13 @@ class FrameSegmenter:
             return
         if self._fill + self._t.frame > self._t.max_length:
             self._cut(events)
+
+    def _holds(self, voiced: _Frame) -> bool:
+        """Whether a voiced frame holds the confirmed utterance open. Over murmur, only one well above
+        the murmur (strong) and within HOLD_WITHIN_PEAK_DB of the utterance's loudest frame."""
+        if not self._levels.voice_like:
+            return True
+        return voiced.strong and voiced.above_db >= self._peak_above_db - HOLD_WITHIN_PEAK_DB
 
     def _second_opinion(self, gained: np.ndarray) -> float:
         """silero-vad's speech probability of this (gain-normalised) frame while the background is
