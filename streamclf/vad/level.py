@@ -295,7 +295,9 @@ class LevelTracker:
         if energy < self.floor_db:
             self.floor_db += 0.3 * (energy - self.floor_db)
         else:
-            warming_up = self._frames <= self._warm_up_frames and learn_noise and not speech
+            # the cold start takes every frame for the background (as for the spectrum): a floor
+            # begun on a quiet first frame catches up with murmur already under way
+            warming_up = cold or (self._frames <= self._warm_up_frames and learn_noise and not speech)
             rise = self._warm_up_rise if warming_up else self._rise
             self.floor_db += min(rise, energy - self.floor_db)
         self._frames += 1
