@@ -43,7 +43,8 @@ addition, most of its energy lies in the voiced band, or that band stands far ou
   rings at a few tones (``HISS_FLATNESS``) are not the word: on confirmation the onset moves past
   the last of them (dish clinks that run into a word with no pause between).
 * **Hold**: once confirmed, voiced speech frames restart the hangover (over murmur such as
-  babble, only those well above it); unvoiced sound does only within ``UNVOICED_HOLD_MS`` of
+  babble, only those well above it and within ``HOLD_WITHIN_PEAK_DB`` of the utterance's loudest
+  frame); unvoiced sound does only within ``UNVOICED_HOLD_MS`` of
   the last voiced frame (a final consonant), or while it goes on from there as a clear hiss (a
   long "s" between words), or over murmur as any clear hiss (murmur is voiced: a hiss well above
   it is the talker's "s"), and leaves a shorter hangover (``UNVOICED_HANGOVER_MS``). A clink

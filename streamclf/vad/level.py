@@ -27,7 +27,9 @@ at least ``STRONG_MIN_ABOVE_DB`` over the floor. Also:
   ``low_band_excess_db``: how far that band stands above the background's.
 
 At the start of a stream nothing is known of the background: for ``COLD_START_S`` every frame is
-taken into the background spectrum and the margins are raised. When the background gets louder,
+taken into the background spectrum, the floor follows every frame at the warm-up's rate, and the
+margins are raised. Over murmur, when nearly every recent frame was speech, every frame teaches the
+spectrum (``_learn_when_busy``): murmur that has drifted away from it. When the background gets louder,
 the floor follows slowly, jumps to the quietest frame of ``MIN_WINDOW_S`` when even that is above
 it, and a sound that stays loud and steady for ``STEADY_WINDOW_S`` restarts the tracker from its
 level (``update`` says so: what looked like speech since was that sound). Frames of digital
