@@ -36,9 +36,11 @@ addition, most of its energy lies in the voiced band, or that band stands far ou
   confirmation. How slowly that echo may fall follows the room's own decay rate, measured from the
   falls after loud sounds (:class:`~streamclf.vad.decay.RoomDecay`).
 * **Gaps**: an unconfirmed utterance that pauses for ``RESTART_GAP_MS`` restarts at the next
-  sound (a clink or a murmur just before a word does not drag its start forward), unless all it
+  sound (a clink or a murmur just before a word does not drag its start forward), unless what it
   held so far was a clear hiss and the pause is no longer than a stop's closure (``CLOSURE_MS``):
-  the "s" of "stop" or "skip" is the word's start.
+  the "s" of "stop" or "skip" is the word's start. Over murmur, the edges of that "s" hold as much
+  of the murmur's voiced band as of the hiss; such a frame, voiced by its share of energy but with
+  that band no higher than the background's, is not taken for the word's voice.
 * **Ringing lead**: unvoiced frames ahead of a candidate's first voiced frame whose high band
   rings at a few tones (``HISS_FLATNESS``) are not the word: on confirmation the onset moves past
   the last of them (dish clinks that run into a word with no pause between).
@@ -159,6 +161,8 @@ class _Frame(NamedTuple):
     """Clear, and its high band is noise-like (a fricative), not ringing tones (see HISS_FLATNESS)."""
     ringing: bool
     """Unvoiced speech whose high band is a few ringing tones (a clink of china), not a hiss."""
+    voice_raised: bool
+    """Its voiced band stands VOICED_RAISE_DB above the background's."""
     voice_probability: float
     """Over murmur, silero-vad's speech probability here (``MurmurCheck``); 1 where none is taken."""
 
@@ -385,7 +389,9 @@ class FrameSegmenter:
         self._voice_probability = 0.0  # the highest of the candidate's speech frames (MurmurCheck)
         self._first_clear: int | None = None  # stream index of the candidate's first clear frame
         self._rung = False  # ringing frames led the candidate, before any voiced frame
-        self._hiss_lead = False  # the candidate's speech frames so far were all a clear hiss
+        self._hiss_lead = False  # none of the candidate's clear frames so far was other than a hiss
+        self._hissed = False  # and one of them was a hiss of unvoiced sound (_track_lead)
+        self._voice_began = False  # a frame's voiced band rose out of the background: the lead is over
         self._word_from: int | None = None  # then: the first speech frame after the last of them
         self._weak_lead = 0  # samples of speech that the onset left out (_clip_weak_lead)
         self._peak_above_db = 0.0
@@ -426,6 +432,7 @@ class FrameSegmenter:
             above_db=level.above_floor_db,
             hiss=clear and flatness >= HISS_FLATNESS,
             ringing=speech and not voiced and flatness < HISS_FLATNESS,
+            voice_raised=level.low_band_excess_db >= VOICED_RAISE_DB,
             voice_probability=voice_probability,
         )
         self._append(pair)
@@ -470,6 +477,8 @@ class FrameSegmenter:
         self._voice_probability = 0.0
         self._rung, self._word_from = False, None
         self._hiss_lead = True
+        self._hissed = False
+        self._voice_began = False
         for i, f in enumerate(self._recent):  # in order, as _step_open takes them (_track_lead)
             if f.speech:
                 self._track_lead(f, window_start + i * frame)
@@ -496,7 +505,7 @@ class FrameSegmenter:
         else:
             self._loud_run, self._loud_run_min_db = 0, np.inf
         after_gap = self._silence >= self._t.restart_gap_frames
-        closure = self._hiss_lead and self._silence <= self._t.closure_frames
+        closure = self._hiss_lead and self._hissed and self._silence <= self._t.closure_frames
         if speech and after_gap and not self._confirmed and not closure:
             self._restart_candidate()
         if not self._confirmed:
@@ -599,14 +608,27 @@ class FrameSegmenter:
         self._first_clear = None
         self._rung, self._word_from = False, None
         self._hiss_lead = True
+        self._hissed = False
+        self._voice_began = False
 
     def _track_lead(self, judged: _Frame, start: int) -> None:
-        """Follow an unconfirmed candidate's lead up to its first voiced frame: whether it is all a
-        clear hiss so far (an "s" before a stop's closure, see CLOSURE_MS), and where the word begins
-        after the ringing frames (a clink just before a word, with no pause between)."""
+        """Follow an unconfirmed candidate's lead: whether it is a clear hiss so far (an "s" before
+        a stop's closure, see CLOSURE_MS) up to the first frame whose voiced band rises out of the
+        background, and where the word begins after ringing frames up to its first voiced frame (a
+        clink just before a word, with no pause between).
+
+        A clear frame voiced only by its share of energy, its voiced band no higher than the
+        background's, neither makes nor breaks the hiss: over murmur, the edges of an "s" hold as
+        much of the murmur's voiced band as of the hiss.
+        """
+        if not self._voice_began:
+            raised = judged.voiced and judged.voice_raised
+            if judged.clear:
+                self._hiss_lead = self._hiss_lead and judged.hiss and not raised
+                self._hissed = self._hissed or (judged.hiss and not judged.voiced)
+            self._voice_began = raised
         if self._voiced:
             return
-        self._hiss_lead = self._hiss_lead and judged.hiss and not judged.voiced
         if judged.ringing:
             self._rung, self._word_from = True, None
         elif self._rung and self._word_from is None:

@@ -754,6 +754,27 @@ def test_a_words_first_s_before_a_stop_is_part_of_the_word() -> None:
     assert sum(e > 0.1 for e in errors) <= 3, errors
 
 
+@needs_espeak
+@needs_flite
+@pytest.mark.slow
+def test_a_words_first_s_before_a_stop_is_part_of_the_word_over_murmur() -> None:
+    # over murmur, a frame at the edge of the "s" holds as much of the murmur's voiced band as of
+    # the hiss, so it counts as voiced, though that band stands no higher than the murmur's. Taken
+    # for the voice, it ended the hiss lead, the closure restarted the candidate and the onset fell
+    # on the vowel: 11 of these 64 words started more than 100 ms late
+    errors: list[float] = []
+    texts = ["stop", "skip", "start", "spin"]
+    for seed in range(2, 6):
+        stream = every_voice_saying(texts, S_CLUSTER_VOICES, seed, -25.0, "babble")
+        words = [(w.start, w.end) for w in stream.words]
+        found = run(stream.audio, VadSettings())
+        assert found_once(found, words) == len(words), bounds(found)
+        errors += [round(s.start - start, 3) for s, (start, _) in zip(found, words, strict=True)]
+    assert len(errors) == 64
+    assert sum(e > 0.1 for e in errors) <= 2, errors
+    assert sum(e < -0.2 for e in errors) <= 1, errors
+
+
 HIGH_FRONT_VOICES = tuple(
     Voice("espeak-ng", name, 170, pitch)
     for name, pitch in (("en-us+Storm", 50), ("en-us+grandma", 50), ("en-us+john", 50), ("en-us+pablo", 20))
