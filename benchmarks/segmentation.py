@@ -1,6 +1,6 @@
 """Segmentation benchmark: recall, false segments and boundary errors per backend and condition.
 
-    .venv/bin/python -m benchmarks.segmentation [--quick] [--seed N] [--configs a,b]
+    .venv/bin/python -m benchmarks.segmentation [--quick] [--seed N | --seeds 1234,1-24] [--configs a,b]
 
 Generates spoken command words (espeak-ng and flite, many voices, rates and pitches, 150-800 ms),
 lays them out with 0.3-1.5 s gaps at levels from -50 to -6 dBFS, adds noise at 10 dB SNR and
@@ -8,7 +8,8 @@ runs every segmenter configuration over the same streams. Noise-only audio of ea
 the false segments per minute; noise that starts after 2 s of digital silence or of a quiet room
 gives the false segments per noise start. Other conditions on request (``--conditions``): quiet
 talkers over a DC offset or mains hum, reverberant rooms, and spoken phrases of several words.
-Prints one Markdown table.
+Prints one Markdown table. One seed's 100 words per condition and 2 minutes of each noise make
+a noisy sample (a p95 is its fifth-worst word); ``--seeds`` pools the figures over many seeds.
 
 Definitions: a word is *found* when exactly one segment overlaps it and that segment overlaps
 no other word. *onset* = segment start − word start, *end* = segment end − word end (signed,
@@ -26,7 +27,9 @@ import dataclasses
 import sys
 import time
 from collections.abc import Callable, Iterable
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from itertools import repeat
 
 import numpy as np
 import webrtcvad
@@ -273,6 +276,17 @@ class Tally:
     declared: list[float] = dataclasses.field(default_factory=list)
     noise_segments: int = 0
     noise_minutes: float = 0.0
+    start_segments: int = 0
+    noise_starts: int = 0
+
+    def add(self, other: Tally) -> None:
+        """Pool ``other`` (the same configuration and condition, another seed) into this one."""
+        for f in dataclasses.fields(self):
+            mine = getattr(self, f.name)
+            if isinstance(mine, list):
+                mine.extend(getattr(other, f.name))
+            else:
+                setattr(self, f.name, mine + getattr(other, f.name))
 
 
 def score(stream: Stream, found: list[Found], tally: Tally) -> None:
@@ -315,32 +329,42 @@ def pct(values: list[float], q: float) -> str:
     return f"{np.percentile(np.abs(values), q) * 1000:.0f}" if values else "–"
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="fewer words and streams (about a minute)")
-    parser.add_argument("--seed", type=int, default=1234)
-    parser.add_argument("--configs", help="comma-separated substrings of configuration names")
-    parser.add_argument(
-        "--conditions",
-        help="comma-separated: clean,quiet,white,pink,babble,clatter (default) and offset,hum,reverb,phrases",
-    )
-    parser.add_argument("--cpu", action="store_true", help="only measure CPU use on silence and noise")
-    args = parser.parse_args(argv)
-    if args.cpu:
-        idle_cpu()
-        return 0
-    rng = np.random.default_rng(args.seed)
-    streams_per_condition = 3 if args.quick else 10
-    conditions = ["clean", "quiet", *NOISES]  # the default run
-    every_condition = [*conditions, *INTERFERENCE, *ROOMS, *PHRASES]
-    if args.conditions:
-        conditions = [c for c in every_condition if c in args.conditions.split(",")]
-    started = time.monotonic()
-    pool = spoken_pool(rng, 60 if args.quick else 200)
+def parse_seeds(text: str) -> list[int]:
+    """``--seeds``: comma-separated seeds and ranges ("1234,1-8")."""
+    seeds: list[int] = []
+    for part in text.split(","):
+        low, _, high = part.strip().partition("-")
+        try:
+            first, last = int(low), int(high or low)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a seed or a range of seeds: {part!r}") from None
+        seeds.extend(range(first, last + 1))
+    return seeds
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """Everything one seed generates: word streams per condition and noise-only pieces per kind."""
+
+    streams: dict[str, list[Stream]]
+    noise_only: dict[str, list[np.ndarray]]
+    noise_onsets: dict[str, list[np.ndarray]]
+
+
+def sizes(quick: bool) -> tuple[int, int]:
+    """Spoken words in the pool and streams per condition (each of ten words from the pool)."""
+    return (60, 3) if quick else (200, 10)
+
+
+def generate(seed: int, conditions: list[str], quick: bool) -> Inputs:
+    rng = np.random.default_rng(seed)
+    pool_size, streams_per_condition = sizes(quick)
+    every_condition = ["clean", "quiet", *NOISES, *INTERFERENCE, *ROOMS, *PHRASES]
+    pool = spoken_pool(rng, pool_size)
     # one generator per condition: a subset of conditions gets the very same audio
-    rngs = {c: np.random.default_rng([args.seed, i]) for i, c in enumerate(every_condition)}
+    rngs = {c: np.random.default_rng([seed, i]) for i, c in enumerate(every_condition)}
     phrases = {c: spoken_pool(rngs[c], 60, SPOKEN_PHRASES, (0.0, np.inf)) for c in conditions if c in PHRASES}
-    data = {c: make_streams(rngs[c], c, streams_per_condition, phrases.get(c, pool)) for c in conditions}
+    streams = {c: make_streams(rngs[c], c, streams_per_condition, phrases.get(c, pool)) for c in conditions}
     noise_only: dict[str, list[np.ndarray]] = {}
     noise_onsets: dict[str, list[np.ndarray]] = {}
     for kind in (c for c in conditions if c in NOISES):
@@ -351,10 +375,97 @@ def main(argv: list[str] | None = None) -> int:
             pieces.append(set_level_dbfs(piece, float(rng.uniform(-55, -20))))
         noise_only[kind] = pieces
         noise_onsets[kind] = [noise_onset(kind, rng, before) for before in ONSET_BEFORE]
+    return Inputs(streams, noise_only, noise_onsets)
+
+
+def run_condition(runner: Runner, condition: str, inputs: Inputs, tally: Tally) -> None:
+    """Run one configuration over one condition's streams and noise, adding to ``tally``."""
+    for stream in inputs.streams[condition]:
+        score(stream, runner(stream.audio), tally)
+    if condition in inputs.noise_only:
+        pieces = inputs.noise_only[condition]
+        tally.noise_segments += sum(len(runner(piece)) for piece in pieces)
+        tally.noise_minutes += sum(len(p) for p in pieces) / RATE / 60
+        starts = inputs.noise_onsets[condition]
+        tally.start_segments += sum(len(runner(piece)) for piece in starts)
+        tally.noise_starts += len(starts)
+
+
+Tallies = dict[tuple[str, str], Tally]
+"""Per (configuration, condition)."""
+
+
+def tally_seed(seed: int, conditions: list[str], quick: bool, configs: str | None) -> Tallies:
+    """Every configuration over one seed's words and noise (in a worker process with ``--jobs``)."""
+    runners = configurations(configs.split(",") if configs else None)
+    inputs = generate(seed, conditions, quick)
+    tallies: Tallies = {}
+    for name, runner in runners.items():
+        for condition in conditions:
+            tallies[name, condition] = Tally()
+            run_condition(runner, condition, inputs, tallies[name, condition])
+    return tallies
+
+
+def row(name: str, condition: str, tally: Tally) -> str:
+    false_rate = per_start = "–"
+    if tally.noise_minutes:
+        false_rate = f"{tally.noise_segments / tally.noise_minutes:.2f}"
+        per_start = f"{tally.start_segments / tally.noise_starts:.2f}"
+    return (
+        f"| {name} | {condition} | {tally.found / tally.words:.1%} | {tally.extra} | {false_rate} "
+        f"| {per_start} | {pct(tally.onset, 50)}/{pct(tally.onset, 95)} "
+        f"| {pct(tally.end, 50)}/{pct(tally.end, 95)} "
+        f"| {pct(tally.declared, 50)}/{pct(tally.declared, 95)} |"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer words and streams (about a minute)")
+    parser.add_argument("--seed", type=int, default=1234)
+    parser.add_argument(
+        "--seeds",
+        type=parse_seeds,
+        help='several seeds ("1234,1-8"): each generates its own words and noise, and the figures '
+        "are pooled over all of them",
+    )
+    parser.add_argument("--jobs", type=int, default=1, help="with --seeds: seeds run in this many processes")
+    parser.add_argument("--configs", help="comma-separated substrings of configuration names")
+    parser.add_argument(
+        "--conditions",
+        help="comma-separated: clean,quiet,white,pink,babble,clatter (default) and offset,hum,reverb,phrases",
+    )
+    parser.add_argument("--cpu", action="store_true", help="only measure CPU use on silence and noise")
+    args = parser.parse_args(argv)
+    if args.cpu:
+        idle_cpu()
+        return 0
+    seeds = args.seeds or [args.seed]
+    conditions = ["clean", "quiet", *NOISES]  # the default run
+    every_condition = [*conditions, *INTERFERENCE, *ROOMS, *PHRASES]
+    if args.conditions:
+        conditions = [c for c in every_condition if c in args.conditions.split(",")]
+    started = time.monotonic()
+    jobs = min(max(args.jobs, 1), len(seeds))
+    every = (seeds, repeat(conditions), repeat(args.quick), repeat(args.configs))
+    if jobs > 1:
+        with ProcessPoolExecutor(jobs) as workers:
+            per_seed = list(workers.map(tally_seed, *every))
+    else:
+        per_seed = list(map(tally_seed, *every))
+    tallies = per_seed[0]
+    for more in per_seed[1:]:
+        for key, tally in more.items():
+            tallies[key].add(tally)
     took = time.monotonic() - started
+    pool_size, streams_per_condition = sizes(args.quick)
+    which = (
+        f"seed {seeds[0]}" if len(seeds) == 1 else f"{len(seeds)} seeds pooled ({','.join(map(str, seeds))})"
+    )
     print(
-        f"<!-- {len(pool)} words, {streams_per_condition} streams × 10 words per condition, "
-        f"{NOISE_ONLY_S} s of each noise; seed {args.seed}; generated in {took:.0f} s -->"
+        f"<!-- {pool_size} words, {streams_per_condition} streams × 10 words per condition, "
+        f"{NOISE_ONLY_S} s of each noise, per seed; {which}; ran in {took:.0f} s -->"
     )
     print()
     print(
@@ -362,26 +473,8 @@ def main(argv: list[str] | None = None) -> int:
         "| onset p50/p95 ms | end p50/p95 ms | declared p50/p95 ms |"
     )
     print("|---|---|---|---|---|---|---|---|---|")
-    for name, runner in configurations(args.configs.split(",") if args.configs else None).items():
-        for condition in conditions:
-            tally = Tally()
-            for stream in data[condition]:
-                score(stream, runner(stream.audio), tally)
-            false_rate = per_start = "–"
-            if condition in noise_only:
-                pieces = noise_only[condition]
-                segs = sum(len(runner(piece)) for piece in pieces)
-                false_rate = f"{segs / (sum(len(p) for p in pieces) / RATE / 60):.2f}"
-                starts = noise_onsets[condition]
-                per_start = f"{sum(len(runner(piece)) for piece in starts) / len(starts):.2f}"
-            recall = tally.found / tally.words
-            print(
-                f"| {name} | {condition} | {recall:.1%} | {tally.extra} | {false_rate} | {per_start} "
-                f"| {pct(tally.onset, 50)}/{pct(tally.onset, 95)} "
-                f"| {pct(tally.end, 50)}/{pct(tally.end, 95)} "
-                f"| {pct(tally.declared, 50)}/{pct(tally.declared, 95)} |"
-            )
-            sys.stdout.flush()
+    for (name, condition), tally in tallies.items():
+        print(row(name, condition, tally))
     return 0
 
 
