@@ -430,6 +430,9 @@ def main(argv: list[str] | None = None) -> int:
         help='several seeds ("1234,1-8"): each generates its own words and noise, and the figures '
         "are pooled over all of them",
     )
+    parser.add_argument(
+        "--per-seed", action="store_true", help="with --seeds: also one row per seed after the pooled table"
+    )
     parser.add_argument("--jobs", type=int, default=1, help="with --seeds: seeds run in this many processes")
     parser.add_argument("--configs", help="comma-separated substrings of configuration names")
     parser.add_argument(
@@ -454,9 +457,9 @@ def main(argv: list[str] | None = None) -> int:
             per_seed = list(workers.map(tally_seed, *every))
     else:
         per_seed = list(map(tally_seed, *every))
-    tallies = per_seed[0]
-    for more in per_seed[1:]:
-        for key, tally in more.items():
+    tallies = {key: Tally() for key in per_seed[0]}
+    for one in per_seed:
+        for key, tally in one.items():
             tallies[key].add(tally)
     took = time.monotonic() - started
     pool_size, streams_per_condition = sizes(args.quick)
@@ -475,6 +478,16 @@ def main(argv: list[str] | None = None) -> int:
     print("|---|---|---|---|---|---|---|---|---|")
     for (name, condition), tally in tallies.items():
         print(row(name, condition, tally))
+    if args.per_seed and len(seeds) > 1:
+        print()
+        print(
+            "| seed | configuration | condition | recall | extra segs | false/min noise | false/noise start "
+            "| onset p50/p95 ms | end p50/p95 ms | declared p50/p95 ms |"
+        )
+        print("|---|---|---|---|---|---|---|---|---|---|")
+        for name, condition in tallies:
+            for seed, one in zip(seeds, per_seed, strict=True):
+                print(f"| {seed} {row(name, condition, one[name, condition])}")
     return 0
 
 
