@@ -72,6 +72,11 @@ ROOMS = ("reverb",)
 """Talkers at -40..-10 dBFS in a reverberant room, no noise: RT60 0.3-0.8 s and a direct-to-reverberant
 ratio of 0..+8 dB per stream (run with ``--conditions reverb``). Word truth is the dry word."""
 
+DEFAULT_CONDITIONS = ("clean", "quiet", *NOISES)
+"""What a run without ``--conditions`` measures."""
+EVERY_CONDITION = (*DEFAULT_CONDITIONS, *INTERFERENCE, *ROOMS, *PHRASES)
+"""Every condition, in order: the order also fixes each condition's random generator (see ``generate``)."""
+
 
 @dataclass(frozen=True)
 class Found:
@@ -359,10 +364,9 @@ def sizes(quick: bool) -> tuple[int, int]:
 def generate(seed: int, conditions: list[str], quick: bool) -> Inputs:
     rng = np.random.default_rng(seed)
     pool_size, streams_per_condition = sizes(quick)
-    every_condition = ["clean", "quiet", *NOISES, *INTERFERENCE, *ROOMS, *PHRASES]
     pool = spoken_pool(rng, pool_size)
     # one generator per condition: a subset of conditions gets the very same audio
-    rngs = {c: np.random.default_rng([seed, i]) for i, c in enumerate(every_condition)}
+    rngs = {c: np.random.default_rng([seed, i]) for i, c in enumerate(EVERY_CONDITION)}
     phrases = {c: spoken_pool(rngs[c], 60, SPOKEN_PHRASES, (0.0, np.inf)) for c in conditions if c in PHRASES}
     streams = {c: make_streams(rngs[c], c, streams_per_condition, phrases.get(c, pool)) for c in conditions}
     noise_only: dict[str, list[np.ndarray]] = {}
@@ -445,10 +449,9 @@ def main(argv: list[str] | None = None) -> int:
         idle_cpu()
         return 0
     seeds = args.seeds or [args.seed]
-    conditions = ["clean", "quiet", *NOISES]  # the default run
-    every_condition = [*conditions, *INTERFERENCE, *ROOMS, *PHRASES]
+    conditions = list(DEFAULT_CONDITIONS)
     if args.conditions:
-        conditions = [c for c in every_condition if c in args.conditions.split(",")]
+        conditions = [c for c in EVERY_CONDITION if c in args.conditions.split(",")]
     started = time.monotonic()
     jobs = min(max(args.jobs, 1), len(seeds))
     every = (seeds, repeat(conditions), repeat(args.quick), repeat(args.configs))

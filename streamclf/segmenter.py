@@ -475,10 +475,7 @@ class FrameSegmenter:
         self._first_clear = window_start + clear[0] * frame if clear else None
         self._voiced = self._strong = 0
         self._voice_probability = 0.0
-        self._rung, self._word_from = False, None
-        self._hiss_lead = True
-        self._hissed = False
-        self._voice_began = False
+        self._start_lead()
         for i, f in enumerate(self._recent):  # in order, as _step_open takes them (_track_lead)
             if f.speech:
                 self._track_lead(f, window_start + i * frame)
@@ -606,10 +603,12 @@ class FrameSegmenter:
         self._strong = 0
         self._voice_probability = 0.0
         self._first_clear = None
+        self._start_lead()
+
+    def _start_lead(self) -> None:
+        """A candidate opens or restarts: nothing of its lead is known yet (see ``_track_lead``)."""
         self._rung, self._word_from = False, None
-        self._hiss_lead = True
-        self._hissed = False
-        self._voice_began = False
+        self._hiss_lead, self._hissed, self._voice_began = True, False, False
 
     def _track_lead(self, judged: _Frame, start: int) -> None:
         """Follow an unconfirmed candidate's lead: whether it is a clear hiss so far (an "s" before
