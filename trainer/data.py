@@ -7,8 +7,8 @@ with ``save_to_disk``: :func:`pick_loader` chooses the loader, everything after 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,8 @@ METADATA_NAMES = ("metadata.csv", "metadata.jsonl", "metadata.parquet")
 SPLIT_NAMES = ("train", "validation", "test")
 WAVEFORM = "waveform"
 DURATION = "duration"
+SOURCE = "source_index"
+"""Column of decoded clips: the index of the source they came from (``--data`` order)."""
 _DECODE_ERRORS = (RuntimeError, ValueError, OSError, IndexError)
 
 
@@ -36,7 +38,8 @@ class DataError(StartupError):
     """Data that cannot be used: the message names the dataset, column or file (exit 3)."""
 
 
-Loader = Callable[[DataSettings], DatasetDict]
+Loader = Callable[[str, DataSettings], DatasetDict]
+"""(source, settings) → the raw splits of one source."""
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,9 @@ class PreparedData:
     sampling_rate: int
     skipped: tuple[str, ...]
     """Audio that could not be decoded (paths or row descriptions)."""
+    sources: tuple[SourceInfo, ...] = ()
+    eval_sets: dict[str, Dataset] = field(default_factory=dict)
+    """Each source's held-out clips (validation, else test), by source name: scored apart."""
 
 
 # --- choosing the loader ------------------------------------------------------------------------
@@ -86,32 +92,34 @@ def pick_loader(source: str) -> Loader:
     return load_hub_dataset
 
 
-def load_hub_dataset(settings: DataSettings) -> DatasetDict:
-    """``datasets.load_dataset(id, config, split=split)``; the one split comes back under its own name."""
+def load_hub_dataset(source: str, settings: DataSettings) -> DatasetDict:
+    """``datasets.load_dataset(id, config)``: every split the hub has (validation and test included),
+    or ``settings.split`` alone when the dataset cannot list its splits."""
     try:
-        dataset = datasets.load_dataset(settings.dataset, settings.dataset_config, split=settings.split)
+        loaded = datasets.load_dataset(source, settings.dataset_config)
     except (OSError, ValueError, ConnectionError) as err:
         first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise DataError(
-            f"data: cannot load hub dataset {settings.dataset!r} "
-            f"(config {settings.dataset_config!r}, split {settings.split!r}): {first_line}"
+            f"data: cannot load hub dataset {source!r} (config {settings.dataset_config!r}): {first_line}"
         ) from err
-    if not isinstance(dataset, Dataset):
-        raise DataError(f"data: {settings.dataset}: expected a map-style dataset")
-    return DatasetDict({settings.split: dataset})
+    if isinstance(loaded, Dataset):
+        return DatasetDict({settings.split: loaded})
+    if not isinstance(loaded, DatasetDict):
+        raise DataError(f"data: {source}: expected a map-style dataset")
+    return loaded
 
 
-def load_saved_dataset(settings: DataSettings) -> DatasetDict:
+def load_saved_dataset(source: str, settings: DataSettings) -> DatasetDict:
     """A dataset written by ``save_to_disk`` (a single dataset becomes the ``train`` split)."""
     try:
-        loaded = datasets.load_from_disk(str(Path(settings.dataset).expanduser()))
+        loaded = datasets.load_from_disk(str(Path(source).expanduser()))
     except (OSError, ValueError) as err:
-        raise DataError(f"data: {settings.dataset}: cannot read saved dataset: {err}") from err
+        raise DataError(f"data: {source}: cannot read saved dataset: {err}") from err
     if isinstance(loaded, Dataset):
         return DatasetDict({"train": loaded})
     if isinstance(loaded, DatasetDict):
         return loaded
-    raise DataError(f"data: {settings.dataset}: not a map-style dataset")
+    raise DataError(f"data: {source}: not a map-style dataset")
 
 
 def _audio_files(root: Path) -> list[Path]:
@@ -122,16 +130,14 @@ def _metadata_in(folder: Path) -> Path | None:
     return next((folder / name for name in METADATA_NAMES if (folder / name).is_file()), None)
 
 
-def load_audio_folder(settings: DataSettings) -> DatasetDict:
+def load_audio_folder(source: str, settings: DataSettings) -> DatasetDict:
     """An ``audiofolder``: per-split metadata in train/validation/test subfolders, one metadata file at
     the top (its ``file_name`` may point into split subfolders, which then give each row its split), or
     no metadata (labels from folder names)."""
-    root = Path(settings.dataset).expanduser()
+    root = Path(source).expanduser()
     audio_files = _audio_files(root)
     if not audio_files:
-        raise DataError(
-            f"data: {root}: no audio files (looked for {', '.join(sorted(AUDIO_EXTENSIONS))})"
-        )
+        raise DataError(f"data: {root}: no audio files (looked for {', '.join(sorted(AUDIO_EXTENSIONS))})")
     top_metadata = _metadata_in(root)
     split_metadata = [name for name in SPLIT_NAMES if _metadata_in(root / name) is not None]
     try:
@@ -238,11 +244,12 @@ def decode_audio(
 ) -> tuple[Dataset, list[str]]:
     """Decode and resample every clip to mono float32 at ``sampling_rate``.
 
-    Returns the dataset with columns ``waveform``, ``duration`` (seconds) and the label, and the names of
-    clips that could not be decoded (they are dropped)."""
+    Returns the dataset with columns ``waveform``, ``duration`` (seconds), the label and ``source``
+    (when present), and the names of clips that could not be decoded (they are dropped)."""
     decoder = Audio(sampling_rate=sampling_rate)
     label = settings.label_column
     undecoded = dataset.cast_column(settings.audio_column, Audio(decode=False))
+    kept = [label, *([SOURCE] if SOURCE in dataset.column_names else [])]
 
     def decode(example: dict[str, Any], index: int) -> dict[str, Any]:
         value = example[settings.audio_column]
@@ -253,14 +260,14 @@ def decode_audio(
             log.debug("cannot decode %s: %s", name, err)
             samples = np.zeros(0, dtype=np.float32)
         duration = len(samples) / sampling_rate
-        return {WAVEFORM: samples, DURATION: duration, "_name": name, label: example[label]}
+        return {WAVEFORM: samples, DURATION: duration, "_name": name, **{c: example[c] for c in kept}}
 
     features = datasets.Features(
         {
             WAVEFORM: datasets.List(datasets.Value("float32")),
             DURATION: datasets.Value("float32"),
             "_name": datasets.Value("string"),
-            label: dataset.features[label],
+            **{column: dataset.features[column] for column in kept},
         }
     )
     decoded = undecoded.map(
@@ -274,35 +281,129 @@ def decode_audio(
     return decoded.remove_columns("_name"), skipped
 
 
-def load_splits(settings: DataSettings, sampling_rate: int, seed: int) -> PreparedData:
-    """Load (hub, folder or saved dataset), check columns, encode labels, split and decode."""
-    raw = pick_loader(settings.dataset)(settings)
+# --- several sources ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SourceInfo:
+    """One data source of a run, as the model card and the sampler see it."""
+
+    index: int
+    name: str
+    """Short name: the folder's or hub id's last part (made unique with its position)."""
+    source: str
+    """As given: a hub id or a path."""
+    weight: float
+    clips: dict[str, int]
+    """Decoded clips per split."""
+
+
+def source_names(sources: Sequence[str]) -> tuple[str, ...]:
+    names: list[str] = []
+    for position, source in enumerate(sources):
+        name = Path(source.rstrip("/")).name or f"source{position}"
+        names.append(name if name not in names else f"{name}{position}")
+    return tuple(names)
+
+
+def final_labels(raws: Sequence[DatasetDict], settings: DataSettings) -> tuple[tuple[str, ...], str | None]:
+    """The model's labels (the vocabulary's, else every label of every source, sorted) and the label
+    that clips of other words become (``_unknown_`` when the vocabulary has it)."""
+    if settings.vocab is not None:
+        from .vocab import UNKNOWN, load_vocabulary
+
+        vocabulary = load_vocabulary(Path(settings.vocab))
+        return vocabulary.labels, UNKNOWN if UNKNOWN in vocabulary.labels else None
+    found: set[str] = set()
+    for raw in raws:
+        feature = next(iter(raw.values())).features[settings.label_column]
+        found.update(str(name) for name in feature.names)
+    return tuple(sorted(found)), None
+
+
+def relabel(dataset: Dataset, label_column: str, labels: Sequence[str], other: str | None) -> Dataset:
+    """The label column as indices into ``labels``; labels not among them become ``other`` (or the
+    clip is left out when ``other`` is None)."""
+    names = dataset.features[label_column].names
+    index = {name: i for i, name in enumerate(labels)}
+    fallback = index[other] if other is not None else -1
+    mapping = [index.get(str(name), fallback) for name in names]
+    if mapping == list(range(len(names))) and tuple(names) == tuple(labels):
+        return dataset
+    mapped = dataset.map(
+        lambda values: {label_column: [mapping[v] for v in values]},
+        input_columns=label_column, batched=True,
+        features=datasets.Features({**dataset.features, label_column: datasets.Value("int64")}),
+        desc="mapping labels",
+    )  # fmt: skip
+    mapped = mapped.filter(lambda values: [v >= 0 for v in values], input_columns=label_column, batched=True)
+    return mapped.cast_column(label_column, ClassLabel(names=list(labels)))
+
+
+def _read_raw(source: str, settings: DataSettings) -> DatasetDict:
+    raw = pick_loader(source)(source, settings)
     check_columns(raw, settings)
-    raw = ensure_class_labels(raw, settings.label_column)
+    return ensure_class_labels(raw, settings.label_column)
+
+
+def _decode_source(
+    raw: DatasetDict, info: tuple[int, str], settings: DataSettings, sampling_rate: int, seed: int
+) -> tuple[dict[str, Dataset], list[str]]:
+    index, name = info
     splits = split_dataset(raw, settings, seed)
-    label_feature = splits["train"].features[settings.label_column]
     decoded: dict[str, Dataset] = {}
     skipped: list[str] = []
-    for name, dataset in splits.items():
-        if name == "test" and "validation" in splits and dataset is splits["validation"]:
+    for split, dataset in splits.items():
+        if split == "test" and "validation" in splits and dataset is splits["validation"]:
             continue
-        clips, bad = decode_audio(dataset, settings, sampling_rate, desc=f"decoding {name} audio")
+        tagged = dataset.add_column(SOURCE, [index] * len(dataset))
+        clips, bad = decode_audio(tagged, settings, sampling_rate, desc=f"decoding {name} {split} audio")
         skipped.extend(bad)
-        decoded[name] = clips
+        decoded[split] = clips
     if "test" not in decoded:
         decoded["test"] = decoded["validation"]
+    return decoded, skipped
+
+
+def load_splits(settings: DataSettings, sampling_rate: int, seed: int) -> PreparedData:
+    """Load every source (hub, folder or saved dataset), check columns, give all one label set, split
+    and decode; the splits of all sources are concatenated, each clip tagged with its source."""
+    raws = [_read_raw(source, settings) for source in settings.dataset]
+    labels, other = final_labels(raws, settings)
+    names = source_names(settings.dataset)
+    weights = settings.weights or (1.0,) * len(settings.dataset)
+    per_source: list[dict[str, Dataset]] = []
+    skipped: list[str] = []
+    for index, raw in enumerate(raws):
+        mapped = DatasetDict({k: relabel(v, settings.label_column, labels, other) for k, v in raw.items()})
+        decoded, bad = _decode_source(mapped, (index, names[index]), settings, sampling_rate, seed)
+        per_source.append(decoded)
+        skipped.extend(bad)
     if skipped:
         shown = ", ".join(skipped[:10]) + (f", … ({len(skipped) - 10} more)" if len(skipped) > 10 else "")
         log.warning("skipped %d clip(s) that could not be decoded: %s", len(skipped), shown)
-    for name in ("train", "test"):
-        if len(decoded[name]) == 0:
-            raise DataError(f"data: {settings.dataset}: no decodable audio in the {name} split")
+    splits: dict[str, Dataset] = {}
+    for split in SPLIT_NAMES:
+        parts = [decoded[split] for decoded in per_source if split in decoded and len(decoded[split])]
+        if parts:
+            splits[split] = parts[0] if len(parts) == 1 else datasets.concatenate_datasets(parts)
+    for split in ("train", "test"):
+        if split not in splits:
+            raise DataError(f"data: {', '.join(settings.dataset)}: no decodable audio in the {split} split")
+    sources = tuple(
+        SourceInfo(i, names[i], settings.dataset[i], float(weights[i]),
+                   {split: len(ds) for split, ds in per_source[i].items()})
+        for i in range(len(per_source))
+    )  # fmt: skip
+    held_out = "validation" if all("validation" in d for d in per_source) else "test"
     return PreparedData(
-        splits=DatasetDict(decoded),
-        labels=tuple(label_feature.names),
+        splits=DatasetDict(splits),
+        labels=tuple(labels),
         label_column=settings.label_column,
         sampling_rate=sampling_rate,
         skipped=tuple(skipped),
+        sources=sources,
+        eval_sets={names[i]: d[held_out] for i, d in enumerate(per_source) if len(d[held_out])},
     )
 
 

@@ -15,16 +15,31 @@ if TYPE_CHECKING:
     from .fit import FitResult
 
 
-CARD_METRICS = ("eval_accuracy", "eval_macro_f1", "eval_loss", "epoch")
-
-
-def _data_description(result: FitResult) -> str:
+def _source_description(source: str, result: FitResult) -> str:
     from .data import load_hub_dataset, pick_loader
 
     data = result.settings.data
-    if data.dataset_config and pick_loader(data.dataset) is load_hub_dataset:
-        return f"`{data.dataset}` (config `{data.dataset_config}`, split `{data.split}`)"
-    return f"`{data.dataset}` (split `{data.split}`)"
+    if data.dataset_config and pick_loader(source) is load_hub_dataset:
+        return f"`{source}` (config `{data.dataset_config}`, split `{data.split}`)"
+    return f"`{source}` (split `{data.split}`)"
+
+
+def _source_lines(result: FitResult) -> list[str]:
+    """One line per data source: what it is, its weight and its clips per split."""
+    if not result.sources:
+        return [f"- Source: {_source_description(result.settings.data.dataset[0], result)}"]
+    lines = []
+    for info in result.sources:
+        clips = ", ".join(f"{split} {n}" for split, n in info.clips.items())
+        lines.append(
+            f"- Source `{info.name}`: {_source_description(info.source, result)}, weight {info.weight:g}; "
+            f"clips: {clips}"
+        )
+    return lines
+
+
+def _is_card_metric(name: str) -> bool:
+    return name == "epoch" or (name.startswith("eval_") and name.endswith(("accuracy", "macro_f1", "loss")))
 
 
 def _metric_rows(metrics: Mapping[str, float]) -> list[str]:
@@ -58,7 +73,9 @@ def model_card(result: FitResult) -> str:
         "",
         "## Data",
         "",
-        f"- Source: {_data_description(result)}, label column `{result.settings.data.label_column}`",
+        *_source_lines(result),
+        f"- Label column `{result.settings.data.label_column}`"
+        + (f"; vocabulary `{result.settings.data.vocab}`" if result.settings.data.vocab else ""),
         "- Clips: " + ", ".join(f"{name} {size}" for name, size in result.split_sizes.items()),
         f"- Audio resampled to {result.sampling_rate} Hz mono",
         f"- Undecodable clips skipped: {len(result.skipped)}",
@@ -81,11 +98,12 @@ def model_card(result: FitResult) -> str:
         "|---|---|",
         *[f"| {k} | {v} |" for k, v in {**model, **training}.items()],
         "",
-        f"## Metrics ({result.eval_split} split, {result.split_sizes.get(result.eval_split, 0)} clips)",
+        f"## Metrics ({result.eval_split} split, {result.split_sizes.get(result.eval_split, 0)} clips)"
+        + (f"; the checkpoint was chosen on `{result.selection_set}`" if result.selection_set else ""),
         "",
         "| metric | value |",
         "|---|---|",
-        *_metric_rows({k: v for k, v in result.metrics.items() if k in CARD_METRICS}),
+        *_metric_rows({k: v for k, v in result.metrics.items() if _is_card_metric(k)}),
         "",
         "## Reproduce",
         "",

@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import tomllib
 import types
 import typing
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
-
-import tomllib
 
 from streamclf.errors import ConfigError
 
@@ -23,8 +22,20 @@ Precision = Literal["auto", "fp32", "fp16", "bf16"]
 
 @dataclasses.dataclass(frozen=True)
 class DataSettings:
-    dataset: str = "PolyAI/minds14"
-    """Hub dataset id, a local audiofolder (metadata.csv), or a dataset saved with ``save_to_disk``."""
+    dataset: tuple[str, ...] = ("PolyAI/minds14",)
+    """One or more sources (repeat ``--data``; a list in TOML): hub dataset ids, local audiofolders
+    (metadata.csv) or datasets saved with ``save_to_disk``, all read by the same functions."""
+    weights: tuple[float, ...] = ()
+    """How much one training clip of each source counts, in ``dataset`` order (empty: 1 each). With
+    ``balance = "sampler"``, every label gets the same share of the batches, and within a label each
+    source's share follows its clips times its weight (see ``trainer.sampling``)."""
+    vocab: str | None = None
+    """Vocabulary TOML (``[labels]``): the model's labels. Clips of other labels become ``_unknown_``
+    when the vocabulary has it, else they are left out. Unset: every label found in the data."""
+
+    def __post_init__(self) -> None:
+        if isinstance(self.dataset, str):  # one source given as a plain string
+            object.__setattr__(self, "dataset", (self.dataset,))
     dataset_config: str | None = "en-US"
     """Hub dataset configuration name (ignored for local folders)."""
     split: str = "train"
@@ -79,6 +90,10 @@ class TrainingSettings:
     """Skewed labels: ``weights`` (inverse-frequency loss), ``sampler`` (balanced batches), ``none``."""
     augment: bool = False
     """Apply ``trainer.augment.train_time_augment`` to training clips (noise, gain, …)."""
+    front_end_views: int = 0
+    """Models with a frozen pretrained front end: run it once over this many views of each training
+    clip (the first as it is, the others augmented when ``augment`` is on) and train the head on its
+    outputs (``trainer.frozen``). 0: the whole model runs on every read."""
     eval_strategy: Literal["epoch", "steps"] = "epoch"
     """Evaluate and save every epoch or every ``eval_steps`` steps."""
     eval_steps: int = 100
@@ -95,7 +110,7 @@ class TrainingSettings:
     """Repository name for ``push_to_hub``."""
 
 
-ALIASES = {"dataset": ("--data",), "base_model": ("--model-name-or-path",)}
+ALIASES = {"dataset": ("--data",), "base_model": ("--model-name-or-path",), "weights": ("--data-weight",)}
 
 GROUPS: dict[str, type] = {"data": DataSettings, "model": ModelSettings, "training": TrainingSettings}
 
@@ -122,6 +137,10 @@ def _base_types(annotation: Any) -> tuple[Any, bool]:
 
 def _coerce(key: str, value: Any, annotation: Any) -> Any:
     base, optional = _base_types(annotation)
+    if get_origin(base) is tuple:
+        (item_type, _) = get_args(base)
+        items = value if isinstance(value, (list, tuple)) else [value]
+        return tuple(_coerce(key, item, item_type) for item in items)
     if value is None:
         if optional:
             return None
@@ -180,7 +199,13 @@ def add_flags(
             flags = ["--" + field.name.replace("_", "-"), *ALIASES.get(field.name, ())]
             base, _ = _base_types(_field_type(cls, field.name))
             help_text = f"(default: {field.default})"
-            if base is bool:
+            if get_origin(base) is tuple:
+                item_type = get_args(base)[0]
+                arg_group.add_argument(
+                    *flags, dest=f"{section}.{field.name}", type=item_type, action="append", default=None,
+                    metavar=item_type.__name__.upper(), help=f"repeatable {help_text}",
+                )
+            elif base is bool:
                 arg_group.add_argument(
                     *flags, dest=f"{section}.{field.name}", action=argparse.BooleanOptionalAction,
                     default=None, help=help_text,
@@ -216,6 +241,17 @@ def fit_settings(args: argparse.Namespace, config: Path | None) -> FitSettings:
     settings = FitSettings(data=groups["data"], model=groups["model"], training=groups["training"])
     if settings.model.from_config is None and settings.model.base_model is None:
         raise ConfigError("model.base_model", "set a base model or --from-config")
+    if not settings.data.dataset:
+        raise ConfigError("data.dataset", "name at least one data source")
+    if settings.data.weights and len(settings.data.weights) != len(settings.data.dataset):
+        raise ConfigError(
+            "data.weights",
+            f"{len(settings.data.weights)} weight(s) for {len(settings.data.dataset)} data source(s)",
+        )
+    if any(weight <= 0 for weight in settings.data.weights):
+        raise ConfigError("data.weights", "every weight must be positive")
+    if settings.training.front_end_views < 0:
+        raise ConfigError("training.front_end_views", "must not be negative")
     if not 0.0 < settings.data.test_size < 1.0:
         raise ConfigError("data.test_size", "must be between 0 and 1")
     if not 0.0 < settings.data.duration_percentile <= 100.0:

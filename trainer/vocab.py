@@ -12,14 +12,15 @@ A label whose name starts and ends with ``_`` and has no phrases is a non-speech
 
 from __future__ import annotations
 
+import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-
-import tomllib
 
 from streamclf.errors import ConfigError
 
 BACKGROUND = "_background_"
+UNKNOWN = "_unknown_"
+"""The label of speech that is none of the commands (a spoken label: its phrases are other words)."""
 
 
 @dataclass(frozen=True)
