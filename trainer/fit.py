@@ -12,7 +12,7 @@ import logging
 import shlex
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,19 @@ import torch
 
 from streamclf.errors import StartupError
 
-from .data import WAVEFORM, DurationLimit, PreparedData, duration_limit, label_counts, load_splits
+from . import frozen
+from .data import (
+    SOURCE,
+    WAVEFORM,
+    DurationLimit,
+    PreparedData,
+    SourceInfo,
+    duration_limit,
+    label_counts,
+    load_splits,
+    source_names,
+)
+from .sampling import clip_weights
 from .settings import FitSettings, ModelSettings, TrainingSettings, as_dict
 
 log = logging.getLogger(__name__)
@@ -83,9 +95,15 @@ def load_base_model(settings: ModelSettings, labels: Sequence[str], seed: int) -
                 settings.from_config, num_labels=len(labels), id2label=id2label, label2id=label2id
             )
             model = AutoModelForAudioClassification.from_config(config)
+            from .pretrained import initialise_front_end
+
+            initialise_front_end(model)
         else:
             model = AutoModelForAudioClassification.from_pretrained(
-                source, num_labels=len(labels), id2label=id2label, label2id=label2id,
+                source,
+                num_labels=len(labels),
+                id2label=id2label,
+                label2id=label2id,
                 ignore_mismatched_sizes=True,
             )
     except (OSError, ValueError, KeyError, TypeError) as err:
@@ -185,7 +203,7 @@ def make_compute_metrics() -> Callable[[Any], dict[str, float]]:
 
 
 def class_weights(counts: np.ndarray) -> torch.Tensor:
-    """"Balanced" inverse-frequency weights, clips / (classes present × clips of the class): every class
+    """ "Balanced" inverse-frequency weights, clips / (classes present × clips of the class): every class
     weighs the same in the loss and the average weight per clip is 1. Absent classes get 1."""
     counts = np.asarray(counts, dtype=np.float64)
     present = counts > 0
@@ -209,15 +227,21 @@ def _balanced_trainer_class() -> type:
         loss_is_scaled_for_ga = False
 
         def __init__(
-            self, *args: Any, loss_weights: torch.Tensor | None = None,
-            sample_weights: np.ndarray | None = None, **kwargs: Any,
+            self,
+            *args: Any,
+            loss_weights: torch.Tensor | None = None,
+            sample_weights: np.ndarray | None = None,
+            **kwargs: Any,
         ) -> None:
             super().__init__(*args, **kwargs)
             self.loss_weights = loss_weights
             self.sample_weights = sample_weights
 
         def compute_loss(
-            self, model: Any, inputs: dict[str, Any], return_outputs: bool = False,
+            self,
+            model: Any,
+            inputs: dict[str, Any],
+            return_outputs: bool = False,
             num_items_in_batch: Any = None,
         ) -> Any:
             labels = inputs.pop("labels")
@@ -232,7 +256,9 @@ def _balanced_trainer_class() -> type:
             generator = torch.Generator().manual_seed(self.args.seed)
             return torch.utils.data.WeightedRandomSampler(
                 [float(w) for w in self.sample_weights],
-                num_samples=len(self.sample_weights), replacement=True, generator=generator,
+                num_samples=len(self.sample_weights),
+                replacement=True,
+                generator=generator,
             )
 
     return BalancedTrainer
@@ -249,7 +275,8 @@ def precision_flags(precision: str) -> dict[str, Any]:
     return {"fp16": precision == "fp16", "bf16": precision == "bf16"}
 
 
-def training_arguments(settings: TrainingSettings) -> Any:
+def training_arguments(settings: TrainingSettings, selection_set: str | None = None) -> Any:
+    """``selection_set``: with several evaluation sets, the one whose accuracy picks the best checkpoint."""
     from transformers import TrainingArguments
 
     return TrainingArguments(
@@ -270,7 +297,7 @@ def training_arguments(settings: TrainingSettings) -> Any:
         logging_steps=settings.logging_steps,
         save_total_limit=settings.save_total_limit,
         load_best_model_at_end=True,
-        metric_for_best_model="accuracy",
+        metric_for_best_model="accuracy" if selection_set is None else f"{selection_set}_accuracy",
         greater_is_better=True,
         remove_unused_columns=False,
         label_names=["labels"],
@@ -299,6 +326,9 @@ class FitResult:
     command: str
     model_type: str
     eval_split: str
+    sources: tuple[SourceInfo, ...] = ()
+    selection_set: str | None = None
+    """With several sources: the source whose held-out clips chose the checkpoint."""
 
 
 def reproducing_command(argv: Sequence[str]) -> str:
@@ -309,46 +339,52 @@ def run_fit(settings: FitSettings, argv: Sequence[str] | None = None) -> FitResu
     """Prepare data, train, evaluate, and write the model directory (main process only)."""
     from .report import write_model_card
 
-    args = training_arguments(settings.training)
     source = settings.model.from_config or settings.model.base_model
     assert source is not None
     feature_extractor = load_feature_extractor(source)
     sampling_rate = int(feature_extractor.sampling_rate)
+    selection_set = (
+        next(iter(source_names(settings.data.dataset))) if len(settings.data.dataset) > 1 else None
+    )
+    args = training_arguments(settings.training, selection_set)
     with args.main_process_first(desc="dataset preparation"):
         prepared: PreparedData = load_splits(settings.data, sampling_rate, settings.training.seed)
-    train, evaluation = prepared.splits["train"], prepared.splits.get("validation", prepared.splits["test"])
+    train = prepared.splits["train"]
+    held_out = _held_out_sets(prepared, selection_set, settings.data.dataset[0])
     limit = duration_limit(np.asarray(train["duration"]), settings.data)
     log.info(
         "training clips: %d, median %.2f s, longest %.2f s; duration limit %.2f s (%s), %d clip(s) truncated",
-        len(train), limit.median, limit.longest, limit.seconds,
+        len(train),
+        limit.median,
+        limit.longest,
+        limit.seconds,
         f"p{limit.percentile:g} of the training clips" if limit.percentile is not None else "set by hand",
         limit.clips_truncated,
     )
     model, feature_extractor = load_base_model(settings.model, prepared.labels, settings.training.seed)
     counts = label_counts(train, prepared.label_column, len(prepared.labels))
+    inputs = _training_inputs(settings.training, model, feature_extractor, prepared, held_out, limit)
     balance = settings.training.balance
-    train_clips: Any = train.with_format("numpy", columns=[WAVEFORM, prepared.label_column])
-    if settings.training.augment:
-        train_clips = AugmentedClips(train_clips, load_augment(), sampling_rate, settings.training.seed)
     sample_weights = None
     if balance == "sampler":
-        per_class = class_weights(counts).numpy()
-        sample_weights = per_class[np.asarray(train[prepared.label_column], dtype=np.int64)]
+        weights = [info.weight for info in prepared.sources] or [1.0]
+        sample_weights = clip_weights(inputs.labels, inputs.sources, weights)
+    evaluation = inputs.evaluation
     trainer = _balanced_trainer_class()(
         model=model,
         args=args,
-        train_dataset=train_clips,
-        eval_dataset=evaluation.with_format("numpy", columns=[WAVEFORM, prepared.label_column]),
-        data_collator=AudioCollator(
-            feature_extractor, max(1, round(limit.seconds * sampling_rate)), prepared.label_column
-        ),
+        train_dataset=inputs.train,
+        eval_dataset=evaluation,
+        data_collator=inputs.collator,
         processing_class=feature_extractor,
         compute_metrics=make_compute_metrics(),
         loss_weights=class_weights(counts) if balance == "weights" else None,
         sample_weights=sample_weights,
     )
     trainer.train()
-    metrics = {k: float(v) for k, v in trainer.evaluate().items() if isinstance(v, (int, float))}
+    metrics = {
+        k: float(v) for k, v in _final_metrics(trainer, evaluation).items() if isinstance(v, (int, float))
+    }
     output_dir = Path(settings.training.output_dir)
     trainer.save_model(str(output_dir))
     result = FitResult(
@@ -364,6 +400,8 @@ def run_fit(settings: FitSettings, argv: Sequence[str] | None = None) -> FitResu
         command=reproducing_command(argv if argv is not None else sys.argv[1:]),
         model_type=str(model.config.model_type),
         eval_split="validation" if "validation" in prepared.splits else "test",
+        sources=prepared.sources,
+        selection_set=selection_set,
     )
     if trainer.is_world_process_zero():
         feature_extractor.save_pretrained(str(output_dir))
@@ -374,6 +412,80 @@ def run_fit(settings: FitSettings, argv: Sequence[str] | None = None) -> FitResu
     return result
 
 
+def _held_out_sets(prepared: PreparedData, selection_set: str | None, first_source: str) -> Any:
+    """The held-out clips the Trainer scores: one set, or each source's apart (several sources)."""
+    if selection_set is None:
+        return prepared.splits.get("validation", prepared.splits["test"])
+    if selection_set not in prepared.eval_sets:
+        raise StartupError(f"data: {first_source}: no held-out clips to select the model on")
+    return dict(prepared.eval_sets)
+
+
+@dataclass(frozen=True)
+class TrainingInputs:
+    """What the Trainer is given: datasets and collator, and each training item's label and source."""
+
+    train: Any
+    evaluation: Any
+    collator: Any
+    labels: np.ndarray
+    sources: np.ndarray
+
+
+def _training_inputs(
+    settings: TrainingSettings, model: Any, extractor: Any, prepared: PreparedData, held_out: Any,
+    limit: DurationLimit,
+) -> TrainingInputs:
+    """Waveforms (augmented on every read with ``augment``), or with ``front_end_views`` the frozen
+    front end's outputs of that many views of each clip, computed once (``trainer.frozen``)."""
+    train, column = prepared.splits["train"], prepared.label_column
+    rate = prepared.sampling_rate
+    max_samples = max(1, round(limit.seconds * rate))
+    augment = load_augment() if settings.augment else None
+    if settings.front_end_views > 0:
+        if not frozen.supports(model):
+            raise ModelError(
+                "--front-end-views needs a model with a frozen pretrained front end "
+                "(configs/models/speech-embedding)"
+            )
+        cached = frozen.cache(model, extractor, train, column, max_samples, settings.front_end_views, augment,
+                              settings.seed)  # fmt: skip
+
+        def cache_held_out(ds: Any) -> Any:
+            return frozen.cache(model, extractor, ds, column, max_samples)
+
+        evaluation = (
+            {name: cache_held_out(ds) for name, ds in held_out.items()}
+            if isinstance(held_out, dict)
+            else cache_held_out(held_out)
+        )
+        return TrainingInputs(cached, evaluation, frozen.EmbeddingCollator(column), cached.labels,
+                              cached.sources)  # fmt: skip
+    columns = [WAVEFORM, column]
+    train_clips: Any = train.with_format("numpy", columns=columns)
+    if augment is not None:
+        train_clips = AugmentedClips(train_clips, augment, rate, settings.seed)
+    evaluation = (
+        {name: ds.with_format("numpy", columns=columns) for name, ds in held_out.items()}
+        if isinstance(held_out, dict)
+        else held_out.with_format("numpy", columns=columns)
+    )
+    labels = np.asarray(train[column], dtype=np.int64)
+    sources = np.asarray(train[SOURCE], dtype=np.int64) if SOURCE in train.column_names else 0 * labels
+    return TrainingInputs(train_clips, evaluation, AudioCollator(extractor, max_samples, column), labels,
+                          sources)  # fmt: skip
+
+
+def _final_metrics(trainer: Any, evaluation: Any) -> dict[str, Any]:
+    """The best checkpoint's metrics on every evaluation set (``eval_<set>_accuracy``, …)."""
+    if not isinstance(evaluation, dict):
+        return dict(trainer.evaluate())
+    metrics: dict[str, Any] = {}
+    for name, dataset in evaluation.items():
+        metrics.update(trainer.evaluate(dataset, metric_key_prefix=f"eval_{name}"))
+    return metrics
+
+
 def write_metrics(result: FitResult) -> Path:
     path = result.output_dir / "metrics.json"
     document = {
@@ -381,6 +493,7 @@ def write_metrics(result: FitResult) -> Path:
         "labels": list(result.labels),
         "split_sizes": result.split_sizes,
         "train_label_counts": result.train_label_counts,
+        "sources": [asdict(info) for info in result.sources],
         "duration_limit_s": result.limit.seconds,
         "duration_percentile": result.limit.percentile,
         "skipped_audio": list(result.skipped),

@@ -1,4 +1,5 @@
-"""Registers the log-mel CNN with transformers' Auto classes.
+"""Registers the project's architectures (the log-mel CNN, BC-ResNet, the speech-embedding classifier)
+with transformers' Auto classes.
 
 Called by the import hook in ``streamclf/__init__.py`` as soon as ``transformers`` is imported.
 Without torch installed, only the config and feature extractor are registered.
@@ -14,9 +15,21 @@ from types import ModuleType
 
 log = logging.getLogger(__name__)
 
-_CONFIG_MODULE = "streamclf.models.configuration"
-_EXTRACTOR_MODULE = "streamclf.models.feature_extraction"
-_MODEL_MODULE = "streamclf.models.modeling"
+# (configuration module, its config class, feature extractor module, model module) per architecture
+_ARCHITECTURES = (
+    (
+        "streamclf.models.configuration", "LogMelCnnConfig",
+        "streamclf.models.feature_extraction", "streamclf.models.modeling",
+    ),
+    (
+        "streamclf.models.bcresnet_configuration", "BcResNetConfig",
+        "streamclf.models.feature_extraction", "streamclf.models.bcresnet_modeling",
+    ),
+    (
+        "streamclf.models.speech_embedding_configuration", "SpeechEmbeddingConfig",
+        "streamclf.models.waveform_extraction", "streamclf.models.speech_embedding_modeling",
+    ),
+)  # fmt: skip
 
 
 def _initialising(module_name: str) -> bool:
@@ -26,23 +39,24 @@ def _initialising(module_name: str) -> bool:
 
 
 def register() -> None:
-    """Register config, feature extractor and (when torch is importable) the model. Idempotent.
+    """Register each architecture's config, feature extractor and (when torch is importable) model.
+    Idempotent.
 
-    Each of the three modules registers its own class when it is imported; this imports those not
-    yet imported. A module still half-way through its own import is skipped (it registers itself at
-    its end), so the order in which transformers and these modules are first imported does not matter.
+    Each module registers its own class when it is imported; this imports those not yet imported. A
+    module still half-way through its own import is skipped (it registers itself at its end), so the
+    order in which transformers and these modules are first imported does not matter.
     """
-    config_module = sys.modules.get(_CONFIG_MODULE)
-    if config_module is not None and not hasattr(config_module, "LogMelCnnConfig"):
-        return  # configuration.py is mid-import; it calls register() once its class exists
-    modules = [_CONFIG_MODULE, _EXTRACTOR_MODULE]
-    if importlib.util.find_spec("torch") is not None:
-        modules.append(_MODEL_MODULE)
-    else:
-        log.debug("torch not installed: the log-mel CNN model class is not registered")
-    for name in modules:
-        if not _initialising(name):
-            importlib.import_module(name)
+    with_torch = importlib.util.find_spec("torch") is not None
+    if not with_torch:
+        log.debug("torch not installed: the model classes are not registered")
+    for config_name, config_class, extractor_name, model_name in _ARCHITECTURES:
+        config_module = sys.modules.get(config_name)
+        if config_module is not None and not hasattr(config_module, config_class):
+            continue  # mid-import; it calls register() once its class exists
+        modules = [config_name, extractor_name, *([model_name] if with_torch else [])]
+        for name in modules:
+            if not _initialising(name):
+                importlib.import_module(name)
 
 
 class _RegisterAfterTransformers:
