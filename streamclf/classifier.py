@@ -10,6 +10,7 @@ with a one-line message (exit code 3).
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import json
 import logging
 import socket
@@ -117,8 +118,11 @@ SMALL_MODEL_PARAMETERS = 5_000_000
 
 
 def load_classifier(settings: ModelSettings) -> Classifier:
-    """The classifier ``settings`` names (not yet warmed up); :class:`StartupError` when it cannot load."""
-    if settings.backend == "onnx":
+    """The classifier ``settings`` names (not yet warmed up); :class:`StartupError` when it cannot load.
+
+    Backend "auto" is ONNX Runtime when the model is a local directory (or the bundled default) that
+    holds ``model.onnx``, else torch."""
+    if backend_for(settings) == "onnx":
         return _load_onnx(settings)
     ref = settings.model if settings.model is not None else _default_model_ref()
     classifier = TorchClassifier.load(ref)
@@ -132,6 +136,24 @@ def load_classifier(settings: ModelSettings) -> Classifier:
         torch.set_num_threads(1)
     log.info("model %s: %d labels at %d Hz", classifier.name, len(classifier.labels), classifier.sample_rate)
     return classifier
+
+
+ONNX_GRAPH = "model.onnx"
+
+
+def backend_for(settings: ModelSettings) -> str:
+    """"torch" or "onnx": the one named, or for "auto" the one the model directory supports."""
+    if settings.backend != "auto":
+        return settings.backend
+    from .models import DEFAULT_MODEL_DIR
+
+    directory = DEFAULT_MODEL_DIR if settings.model is None else Path(settings.model).expanduser()
+    if directory.is_file() and directory.suffix == ".onnx":
+        return "onnx"
+    has_graph = directory.is_dir() and (directory / ONNX_GRAPH).is_file()
+    if has_graph and importlib.util.find_spec("onnxruntime") is not None:
+        return "onnx"
+    return "torch"
 
 
 def _default_model_ref() -> str:

@@ -23,7 +23,10 @@ log = logging.getLogger("streamclf")
 
 def _add_model_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", help="model directory or hub id (default: the bundled commands model)")
-    p.add_argument("--backend", choices=("torch", "onnx"), help="inference backend")
+    p.add_argument(
+        "--backend", choices=("auto", "torch", "onnx"),
+        help="inference backend (default auto: ONNX Runtime when the model directory has model.onnx)",
+    )
     p.add_argument("--top-k", type=int, dest="top_k", help="ranked intents per utterance")
     p.add_argument("--threshold", type=float, help="top score needed to accept a label (0..1)")
     p.add_argument("--threads", type=int, help="inference threads (0: backend default)")

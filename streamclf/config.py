@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, get_type_hints
-
-import tomllib
 
 from .errors import ConfigError
 
@@ -110,8 +109,9 @@ class VadSettings:
 class ModelSettings:
     model: str | None = setting(None)
     """Model directory or Hugging Face hub id. None: the bundled default commands model."""
-    backend: str = setting("torch", _one_of("torch", "onnx"))
-    """Inference backend: "torch" (transformers) or "onnx" (ONNX Runtime on model.onnx)."""
+    backend: str = setting("auto", _one_of("auto", "torch", "onnx"))
+    """Inference backend: "auto" (ONNX Runtime when the model directory holds model.onnx, else torch),
+    "torch" (transformers) or "onnx" (ONNX Runtime on model.onnx)."""
     top_k: int = setting(3, _between(1, 100))
     """How many ranked intents each utterance event carries."""
     threshold: float = setting(0.5, _between(0.0, 1.0))

@@ -23,9 +23,16 @@ class Intent:
     score: float
 
 
+def is_command(label: str) -> bool:
+    """False for a model's non-command classes, named ``_like_this_`` (``_unknown_``: other speech,
+    ``_background_``: no speech): an utterance whose top label is one of them is never accepted."""
+    return not (len(label) > 2 and label.startswith("_") and label.endswith("_"))
+
+
 @dataclass(frozen=True)
 class UtteranceEvent:
-    """A classified utterance. ``start``/``end`` are seconds since the stream started."""
+    """A classified utterance. ``start``/``end`` are seconds since the stream started. ``label`` is the
+    top label when it is a command scoring at least the threshold (``accepted``), else None."""
 
     id: int
     source: str

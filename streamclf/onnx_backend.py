@@ -30,6 +30,7 @@ from .errors import StartupError
 from .events import Intent
 from .models import DEFAULT_MODEL_DIR
 from .models.logmel import LogMelSpec, log_mel
+from .models.waveform import pad_to_min_length
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +47,9 @@ NORMALISE_EPSILON = 1e-7
 """Added to the variance before the square root (same constant as transformers)."""
 
 LOGMEL_EXTRACTOR = "LogMelFeatureExtractor"
-WAVEFORM_EXTRACTORS = frozenset({"Wav2Vec2FeatureExtractor"})
+WAVEFORM_EXTRACTORS = frozenset({"Wav2Vec2FeatureExtractor", "WaveformFeatureExtractor"})
+"""Front ends that pass the waveform on (``WaveformFeatureExtractor``: the project's, un-normalised,
+each clip centred in zeros up to ``min_seconds``)."""
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,8 @@ class FrontEnd:
     """Log-mel parameters (kind "logmel" only)."""
     normalise: bool
     """Zero-mean/unit-variance per utterance (kind "waveform" only)."""
+    min_samples: int
+    """Shorter clips are centred in zeros of this length (kind "waveform" only; 0: no minimum)."""
     padding_value: float
     """Value of padded positions in a batch."""
 
@@ -140,7 +145,10 @@ def extract_features(clips: Sequence[np.ndarray], front_end: FrontEnd) -> tuple[
         assert front_end.spec is not None
         per_clip = [log_mel(clip, front_end.spec) for clip in clips]
     else:
-        per_clip = [normalise(clip) if front_end.normalise else clip for clip in clips]
+        per_clip = [
+            pad_to_min_length(normalise(clip) if front_end.normalise else clip, front_end.min_samples)
+            for clip in clips
+        ]
     longest = max(len(item) for item in per_clip)
     shape = (len(per_clip), longest, *per_clip[0].shape[1:])
     features = np.full(shape, front_end.padding_value, dtype=np.float32)
@@ -238,14 +246,15 @@ def front_end_from(preprocessor: dict[str, Any], *, shown: str) -> FrontEnd:
                 f_max=float(preprocessor.get("f_max", defaults.f_max)),
                 top_db=float(preprocessor.get("top_db", defaults.top_db)),
             )
-            return FrontEnd("logmel", rate, spec, normalise=False, padding_value=padding)
+            return FrontEnd("logmel", rate, spec, normalise=False, min_samples=0, padding_value=padding)
+        min_samples = round(float(preprocessor.get("min_seconds", 0.0)) * rate)
     except (TypeError, ValueError) as exc:
         raise StartupError(f"model {shown}: bad value in preprocessor_config.json ({exc})") from None
     if kind in WAVEFORM_EXTRACTORS:
         if int(preprocessor.get("feature_size", 1)) != 1:
             raise StartupError(f"model {shown}: waveform feature extractor must have feature_size 1")
-        normalise_flag = bool(preprocessor.get("do_normalize", True))
-        return FrontEnd("waveform", rate, None, normalise=normalise_flag, padding_value=padding)
+        normalise_flag = bool(preprocessor.get("do_normalize", kind != "WaveformFeatureExtractor"))
+        return FrontEnd("waveform", rate, None, normalise_flag, min_samples, padding_value=padding)
     known = ", ".join(sorted({LOGMEL_EXTRACTOR, *WAVEFORM_EXTRACTORS}))
     raise StartupError(f"model {shown}: the ONNX backend has no front end for {kind!r} (known: {known})")
 

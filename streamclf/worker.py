@@ -20,7 +20,7 @@ from typing import Protocol
 import numpy as np
 
 from .classifier import Classifier
-from .events import ErrorEvent, Event, Intent, UtteranceEvent
+from .events import ErrorEvent, Event, Intent, UtteranceEvent, is_command
 
 log = logging.getLogger(__name__)
 
@@ -284,7 +284,7 @@ class Worker:
             self._publish(ErrorEvent("inference_failed", message, segment_id=segment.id))
             return
         top = outcome[0] if outcome else None
-        accepted = top is not None and top.score >= threshold
+        accepted = top is not None and top.score >= threshold and is_command(top.label)
         self.classified += 1
         self._publish(
             UtteranceEvent(

@@ -205,6 +205,30 @@ def test_listen_with_the_onnx_backend_never_imports_torch(
     assert len(_utterances(done.stdout)) == count
 
 
+@pytest.mark.parametrize("command", ["classify", "listen"])
+def test_without_backend_onnx_is_chosen_when_the_directory_has_a_graph_and_torch_when_not(
+    exported_logmel: Path, spoken_file: tuple[Path, int], tmp_path: Path, command: str
+) -> None:
+    import shutil
+
+    path, count = spoken_file
+    without_graph = tmp_path / "torch-only"
+    shutil.copytree(exported_logmel, without_graph, ignore=shutil.ignore_patterns("*.onnx"))
+    extra = ["--source", str(path), "--speed", "0"] if command == "listen" else [str(path)]
+    runs = {
+        model_dir: _run_cli_reporting_torch([command, "--json", "--model", str(model_dir), *extra], REPO)
+        for model_dir in (exported_logmel, without_graph)
+    }
+    for done in runs.values():
+        assert done.returncode == 0, done.stderr
+        assert len(_utterances(done.stdout)) == count
+    assert runs[exported_logmel].stderr.strip().endswith("HEAVY="), runs[exported_logmel].stderr
+    assert runs[without_graph].stderr.strip().endswith("HEAVY=torch,transformers")
+    forced = _run_cli_reporting_torch([command, "--json", "--backend", "torch", "--model",
+                                       str(exported_logmel), *extra], REPO)  # fmt: skip
+    assert forced.returncode == 0 and forced.stderr.strip().endswith("HEAVY=torch,transformers")
+
+
 def test_a_model_without_an_onnx_graph_fails_start_up_in_one_line(tmp_path: Path) -> None:
     model_dir = build_tiny_model(tmp_path / "plain", WORDS, kind="logmel")
     clip = tmp_path / "clip.wav"

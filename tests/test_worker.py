@@ -300,3 +300,26 @@ def test_segments_submitted_after_stop_are_dropped_not_lost(
     assert worker.stop(timeout=10)
     worker.submit(segment(0, words[0]))
     assert worker.dropped_segments == 1 and sub.drain() == []
+
+
+def test_other_speech_and_background_are_never_accepted(
+    tmp_path: Path, words: list[np.ndarray]
+) -> None:
+    """A model whose every label is a non-command class (``_unknown_``, ``_background_``): whatever it
+    ranks first, at threshold 0, the utterance carries its intents but no accepted label."""
+    model_dir = build_tiny_model(tmp_path / "others", ("_unknown_", "_background_"))
+    clf = TorchClassifier.load(str(model_dir))
+    bus = EventBus()
+    sub = bus.subscribe("t")
+    worker = make_worker(clf, bus, threshold=0.0)
+    worker.start()
+    try:
+        for index, word in enumerate(words[:3]):
+            worker.submit(segment(index, word))
+        assert worker.wait_idle(timeout=60)
+    finally:
+        worker.stop()
+    found = utterances(sub.drain())
+    assert len(found) == 3
+    assert all(u.label is None and not u.accepted and u.intents for u in found)
+    assert {u.intents[0].label for u in found} <= {"_unknown_", "_background_"}
