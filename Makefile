@@ -23,8 +23,9 @@ bench: $(VENV)/.installed debs-test
 soak: $(VENV)/.installed debs-test
 	$(PY) -m benchmarks.soak
 
+# REAL=DIR (an audiofolder) or REAL=google/speech_commands; default ../shared/data/speech_commands
 model: $(VENV)/.installed debs-test
-	scripts/build-default-model
+	scripts/build-default-model $(if $(REAL),--real $(REAL))
 
 install-service: $(VENV)/.installed debs-runtime
 	scripts/install-service

@@ -100,7 +100,7 @@ def classifiers() -> dict[str, Classifier]:
 
     model_dir, _ = default_model_dir()
     chosen = {
-        "torch": load_classifier(ModelSettings(model=str(model_dir), threads=1)),
+        "torch": load_classifier(ModelSettings(model=str(model_dir), backend="torch", threads=1)),
         "onnx": load_classifier(ModelSettings(model=str(onnx_copy(model_dir, "default")), backend="onnx",
                                               threads=1)),
     }

@@ -80,7 +80,7 @@ def main() -> int:
 
     model_dir, model_title = default_model_dir()
     choices = {
-        "torch": ["--model", str(model_dir)],
+        "torch": ["--backend", "torch", "--model", str(model_dir)],
         "onnx": ["--backend", "onnx", "--model", str(onnx_copy(model_dir, "default"))],
     }
     server = PulseServer(16000, 1)

@@ -67,7 +67,7 @@ def main() -> int:
     onnx_dir = onnx_copy(model_dir, "default")
     clips, truth, source = held_out(args.data, limit)
     backends = {
-        "torch": load_classifier(ModelSettings(model=str(model_dir))),
+        "torch": load_classifier(ModelSettings(model=str(model_dir), backend="torch")),
         "onnx fp32": load_classifier(ModelSettings(model=str(onnx_dir), backend="onnx")),
         "onnx int8": load_classifier(ModelSettings(model=str(onnx_dir / "model.int8.onnx"), backend="onnx")),
     }

@@ -80,7 +80,7 @@ def main() -> int:
         print(f"  {elapsed:.0f} s{'' if ok else ' FAILED'}", file=sys.stderr, flush=True)
         sections.append(output + f"\n_{title}: {elapsed:.0f} s_\n")
     total = time.monotonic() - started
-    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    stamp = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     header = (
         "# streamclf benchmark results\n\n"
         f"{stamp}, {'quick smoke run' if args.quick else 'full run'} of `python -m benchmarks.run_all` "

@@ -71,7 +71,7 @@ def main() -> int:
     model_dir, model_title = default_model_dir()
     onnx_dir = onnx_copy(model_dir, "default")
     backends = {
-        "torch": ["--model", str(model_dir)],
+        "torch": ["--backend", "torch", "--model", str(model_dir)],
         "torch, 1 thread": ["--model", str(model_dir), "--threads", "1"],
         "onnx fp32": ["--backend", "onnx", "--model", str(onnx_dir)],
         "onnx int8": ["--backend", "onnx", "--model", str(onnx_dir / "model.int8.onnx")],
