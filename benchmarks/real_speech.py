@@ -2,13 +2,15 @@
 lines, and how often speech that is no command is accepted.
 
     python -m benchmarks.real_speech --model DIR [--model DIR2 …] [--data ../shared/data/speech_commands]
-        [--synth DIR] [--backend auto|torch|onnx] [--conditions] [--json OUT]
+        [--synth DIR] [--other DIR] [--backend auto|torch|onnx] [--conditions] [--json OUT]
 
 Each model goes through the daemon's own classifier (``load_classifier``, ONNX Runtime when the
 directory has ``model.onnx``). Real clips come from the data set's ``validation`` split, whose
 speakers are never in training. ``--synth`` names a ``trainer synth`` folder: its test split (voices
-held out of training) gives the synthetic figures and the ``_unknown_`` clips (other words and
-phrases) for the false-accept rate. ``--conditions`` also scores every real clip under each held-out
+held out of training) gives the synthetic figures. The false-accept rate is measured on other speech:
+``--other`` names a ``trainer synth`` folder of words and phrases no label was trained on
+(``configs/other-speech.toml``; every split of it counts), and without it the ``_unknown_`` clips of
+``--synth``'s test split stand in. ``--conditions`` also scores every real clip under each held-out
 condition of ``trainer.augment`` (noise at 20/10/5/0 dB SNR, levels, 8 kHz, telephone, reverb).
 Prints Markdown; nothing here is a test.
 """
@@ -77,6 +79,15 @@ def real_clips(data: Path, split: str = "validation") -> tuple[list[Clip], dict[
 def synthetic_clips(synth: Path, split: str = "test") -> list[Clip]:
     rows = read_rows(synth / split / "metadata.csv")
     return [Clip(synth / split / row["file_name"], row["label"], row["engine"]) for row in rows]
+
+
+def other_speech(folder: Path) -> list[Clip]:
+    """Every clip of every split of a ``trainer synth`` folder, as non-command speech."""
+    clips: list[Clip] = []
+    for split in ("train", "validation", "test"):
+        if (folder / split / "metadata.csv").is_file():
+            clips += [Clip(c.path, UNKNOWN, c.group) for c in synthetic_clips(folder, split)]
+    return clips
 
 
 def load_audio(path: Path) -> np.ndarray:
@@ -173,7 +184,10 @@ def evaluate_model(model: str, args: argparse.Namespace) -> dict[str, object]:
         synth_scored = score(classifier, [load_audio(c.path) for c in synth], [c.label for c in synth])
         report["synthetic_top1"] = accuracy(synth_scored)
         unknown = [s for s in synth_scored if s.label == UNKNOWN]
-        report["synthetic_unknown_clips"] = len(unknown)
+    if args.other is not None:
+        other = other_speech(args.other)
+        unknown = score(classifier, [load_audio(c.path) for c in other], [c.label for c in other])
+    report["non_command_clips"] = len(unknown)
     rows = threshold_rows([s for s in real if s.label not in (UNKNOWN, BACKGROUND)], unknown)
     report["thresholds"] = rows
     report["chosen"] = pick_threshold(rows)
@@ -204,7 +218,8 @@ def show(report: dict[str, object]) -> str:
             [(r["threshold"], pct(r["recall"]), pct(r["false_accept"])) for r in rows],
         ),
         "",
-        f"Lowest threshold with at most {FALSE_ACCEPT_TARGET:.0%} of non-command speech accepted: "
+        f"Non-command speech: {report['non_command_clips']} clips. "
+        f"Lowest threshold with at most {FALSE_ACCEPT_TARGET:.0%} of it accepted: "
         + (f"**{chosen['threshold']}**" if isinstance(chosen, dict) else "none"),
         "",
     ]
@@ -220,6 +235,7 @@ def main() -> int:
     parser.add_argument("--model", action="append", required=True, help="model directory (repeatable)")
     parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data" / "speech_commands")
     parser.add_argument("--synth", type=Path, default=None, help="a trainer synth folder (its test split)")
+    parser.add_argument("--other", type=Path, default=None, help="a trainer synth folder of other speech")
     parser.add_argument("--backend", default="auto", choices=("auto", "torch", "onnx"))
     parser.add_argument(
         "--conditions", action="store_true", help="also score real clips under each condition"

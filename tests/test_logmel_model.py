@@ -38,16 +38,23 @@ def test_registration_works_whatever_is_imported_first() -> None:
         "streamclf",
         "streamclf.models.modeling",
         "streamclf.models.feature_extraction",
+        "streamclf.models.bcresnet_modeling",
+        "streamclf.models.speech_embedding_modeling",
+        "streamclf.models.waveform_extraction",
     ):
         done = _run_python(
             f"import importlib; importlib.import_module({first!r})\n"
             "import streamclf\n"
             "from transformers import AutoConfig, AutoFeatureExtractor, AutoModelForAudioClassification\n"
-            "config = AutoConfig.for_model('streamclf-logmel-cnn', num_labels=2)\n"
-            "print(type(AutoModelForAudioClassification.from_config(config)).__name__)\n"
+            "for kind in ('streamclf-logmel-cnn', 'streamclf-bc-resnet', 'streamclf-speech-embedding'):\n"
+            "    config = AutoConfig.for_model(kind, num_labels=2)\n"
+            "    print(type(AutoModelForAudioClassification.from_config(config)).__name__)\n"
         )
         assert done.returncode == 0, (first, done.stderr)
-        assert done.stdout.strip() == "LogMelCnnForAudioClassification", first
+        assert done.stdout.split() == [
+            "LogMelCnnForAudioClassification", "BcResNetForAudioClassification",
+            "SpeechEmbeddingForAudioClassification",
+        ], first
 
 
 @pytest.fixture(scope="module")

@@ -55,7 +55,7 @@ def _register() -> None:
 
     AutoConfig.register(MODEL_TYPE, BcResNetConfig, exist_ok=True)
     AutoFeatureExtractor.register(BcResNetConfig, LogMelFeatureExtractor, exist_ok=True)  # same front end
-    registration.register()
+    registration.register(finished=__name__)
 
 
 _register()  # self-registration: importing this module is enough (see streamclf.models.registration)

@@ -17,7 +17,7 @@ from transformers import PreTrainedModel
 from transformers.modeling_outputs import SequenceClassifierOutput
 
 from streamclf.models.bcresnet_configuration import BcResNetConfig
-from streamclf.models.modeling import spec_augment
+from streamclf.models.spec_augment import spec_augment
 
 STAGE_CHANNELS = (8, 12, 16, 20)
 """Channels of each stage, times the width τ."""
@@ -157,6 +157,10 @@ def _register() -> None:
     from transformers import AutoModelForAudioClassification
 
     AutoModelForAudioClassification.register(BcResNetConfig, BcResNetForAudioClassification, exist_ok=True)
+
+    from streamclf.models import registration
+
+    registration.register(finished=__name__)
 
 
 _register()  # self-registration: importing this module is enough (see streamclf.models.registration)

@@ -47,7 +47,7 @@ def _register() -> None:
     from streamclf.models import registration
 
     AutoConfig.register(MODEL_TYPE, LogMelCnnConfig, exist_ok=True)
-    registration.register()
+    registration.register(finished=__name__)
 
 
 _register()  # self-registration: importing this module is enough (see streamclf.models.registration)

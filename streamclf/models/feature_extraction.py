@@ -115,5 +115,9 @@ def _register() -> None:
 
     AutoFeatureExtractor.register(LogMelCnnConfig, LogMelFeatureExtractor, exist_ok=True)
 
+    from streamclf.models import registration
+
+    registration.register(finished=__name__)
+
 
 _register()  # self-registration: importing this module is enough (see streamclf.models.registration)

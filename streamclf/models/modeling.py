@@ -12,6 +12,7 @@ from transformers import PreTrainedModel
 from transformers.modeling_outputs import SequenceClassifierOutput
 
 from streamclf.models.configuration import LogMelCnnConfig
+from streamclf.models.spec_augment import spec_augment
 
 
 class ConvBlock(nn.Module):
@@ -25,26 +26,6 @@ class ConvBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.pool(F.relu(self.norm(self.conv(x))))
-
-
-def spec_augment(features: torch.Tensor, config: LogMelCnnConfig) -> torch.Tensor:
-    """Zero random frame and band stripes of (batch, frames, bands) features (SpecAugment)."""
-    batch, frames, bands = features.shape
-    keep = torch.ones_like(features)
-    device = features.device
-    frame_index = torch.arange(frames, device=device)[None, :]
-    band_index = torch.arange(bands, device=device)[None, :]
-    for _ in range(config.spec_time_masks):
-        width = torch.randint(0, config.spec_time_width + 1, (batch, 1), device=device)
-        start = (torch.rand(batch, 1, device=device) * (frames - width).clamp(min=1)).long()
-        stripe = (frame_index >= start) & (frame_index < start + width)
-        keep = keep * (~stripe)[:, :, None]
-    for _ in range(config.spec_freq_masks):
-        width = torch.randint(0, config.spec_freq_width + 1, (batch, 1), device=device)
-        start = (torch.rand(batch, 1, device=device) * (bands - width).clamp(min=1)).long()
-        stripe = (band_index >= start) & (band_index < start + width)
-        keep = keep * (~stripe)[:, None, :]
-    return features * keep
 
 
 class LogMelCnnPreTrainedModel(PreTrainedModel):
@@ -126,6 +107,10 @@ def _register() -> None:
     from transformers import AutoModelForAudioClassification
 
     AutoModelForAudioClassification.register(LogMelCnnConfig, LogMelCnnForAudioClassification, exist_ok=True)
+
+    from streamclf.models import registration
+
+    registration.register(finished=__name__)
 
 
 _register()  # self-registration: importing this module is enough (see streamclf.models.registration)

@@ -38,25 +38,28 @@ def _initialising(module_name: str) -> bool:
     return module is not None and bool(getattr(getattr(module, "__spec__", None), "_initializing", False))
 
 
-def register() -> None:
+def register(finished: str | None = None) -> None:
     """Register each architecture's config, feature extractor and (when torch is importable) model.
     Idempotent.
 
-    Each module registers its own class when it is imported; this imports those not yet imported. A
-    module still half-way through its own import is skipped (it registers itself at its end), so the
-    order in which transformers and these modules are first imported does not matter.
+    Each module registers its own class when it is imported, then calls this (naming itself as
+    ``finished``); this imports those not yet imported. While any project module is half-way through
+    its own import, it does nothing: that module calls it again at its end. So the order in which
+    transformers and these modules are first imported does not matter.
     """
     with_torch = importlib.util.find_spec("torch") is not None
     if not with_torch:
         log.debug("torch not installed: the model classes are not registered")
-    for config_name, config_class, extractor_name, model_name in _ARCHITECTURES:
-        config_module = sys.modules.get(config_name)
-        if config_module is not None and not hasattr(config_module, config_class):
-            continue  # mid-import; it calls register() once its class exists
-        modules = [config_name, extractor_name, *([model_name] if with_torch else [])]
-        for name in modules:
-            if not _initialising(name):
-                importlib.import_module(name)
+    modules = [
+        name
+        for config_name, _, extractor_name, model_name in _ARCHITECTURES
+        for name in (config_name, extractor_name, *([model_name] if with_torch else []))
+    ]
+    if any(_initialising(name) for name in modules if name != finished):
+        return
+    for name in modules:
+        if name != finished:
+            importlib.import_module(name)
 
 
 class _RegisterAfterTransformers:

@@ -72,7 +72,7 @@ def _register() -> None:
     from streamclf.models import registration
 
     AutoConfig.register(MODEL_TYPE, SpeechEmbeddingConfig, exist_ok=True)
-    registration.register()
+    registration.register(finished=__name__)
 
 
 _register()  # self-registration: importing this module is enough (see streamclf.models.registration)

@@ -19,7 +19,7 @@ from torch.nn import functional as F
 from transformers import PreTrainedModel
 from transformers.modeling_outputs import SequenceClassifierOutput
 
-from streamclf.models.modeling import spec_augment
+from streamclf.models.spec_augment import spec_augment
 from streamclf.models.speech_embedding_configuration import SpeechEmbeddingConfig
 
 LEAK = 0.2
@@ -194,6 +194,10 @@ def _register() -> None:
     AutoModelForAudioClassification.register(
         SpeechEmbeddingConfig, SpeechEmbeddingForAudioClassification, exist_ok=True
     )
+
+    from streamclf.models import registration
+
+    registration.register(finished=__name__)
 
 
 _register()  # self-registration: importing this module is enough (see streamclf.models.registration)

@@ -78,5 +78,9 @@ def _register() -> None:
 
     AutoFeatureExtractor.register(SpeechEmbeddingConfig, WaveformFeatureExtractor, exist_ok=True)
 
+    from streamclf.models import registration
+
+    registration.register(finished=__name__)
+
 
 _register()  # self-registration: importing this module is enough (see streamclf.models.registration)
