@@ -46,7 +46,10 @@ def build_from_config(config_dir: Path, out: Path) -> Path:
         shutil.rmtree(out)
     model.save_pretrained(out)
     AutoFeatureExtractor.from_pretrained(config_dir).save_pretrained(out)
-    return with_onnx(out)
+    from trainer.export import export_onnx
+
+    export_onnx(out)
+    return out
 
 
 def with_onnx(model_dir: Path) -> Path:

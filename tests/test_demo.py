@@ -29,7 +29,8 @@ def test_demo_runs_headless_to_the_end() -> None:
     for event, word in zip(found, truth, strict=True):
         assert event["start"] < word["end"] and event["end"] > word["start"]  # each event covers its word
     top1 = sum(e["intents"][0]["label"] == w["text"] for e, w in zip(found, truth, strict=True))
-    # a voice held out of training: most words must still come out right
+    # a synthetic voice held out of training (flite slt): the model learnt from real speakers and
+    # other synthetic voices; all but "house" (taken for "down", a word with 19 real clips) come out right
     pairs = [(e["intents"][0]["label"], w["text"]) for e, w in zip(found, truth, strict=True)]
-    assert top1 >= len(truth) // 2, pairs
+    assert top1 >= len(truth) - 2, pairs
     assert events[-1]["type"] == "status" and events[-1]["state"] == "stopped"
