@@ -17,7 +17,7 @@ from transformers import PreTrainedModel
 from transformers.modeling_outputs import SequenceClassifierOutput
 
 from streamclf.models.bcresnet_configuration import BcResNetConfig
-from streamclf.models.spec_augment import spec_augment
+from streamclf.models.spec_augment import classification_output, masked_mean, spec_augment
 
 STAGE_CHANNELS = (8, 12, 16, 20)
 """Channels of each stage, times the width τ."""
@@ -133,7 +133,7 @@ class BcResNetForAudioClassification(BcResNetPreTrainedModel):
         if mask is not None:
             features = features * mask[:, :, None]
         if self.training:
-            features = spec_augment(features, self.config)  # type: ignore[arg-type]
+            features = spec_augment(features, self.config)
         hidden = self.stem(features.transpose(1, 2)[:, None, :, :])  # (batch, channels, bands, frames)
         for block in self.blocks:
             if mask is not None:
@@ -142,15 +142,8 @@ class BcResNetForAudioClassification(BcResNetPreTrainedModel):
         if mask is not None:
             hidden = hidden * mask[:, None, None, :]
         hidden = self.head(hidden)[:, :, 0, :]  # (batch, channels, frames)
-        if mask is None:
-            pooled = hidden.mean(dim=2)
-        else:
-            pooled = (hidden * mask[:, None, :]).sum(dim=2) / mask.sum(dim=1, keepdim=True).clamp(min=1)
-        logits = self.classifier(pooled)
-        loss = F.cross_entropy(logits, labels) if labels is not None else None
-        if return_dict is False:
-            return (logits,) if loss is None else (loss, logits)
-        return SequenceClassifierOutput(loss=loss, logits=logits)
+        logits = self.classifier(masked_mean(hidden, mask))
+        return classification_output(logits, labels, return_dict)
 
 
 def _register() -> None:

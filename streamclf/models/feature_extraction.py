@@ -74,25 +74,45 @@ class LogMelFeatureExtractor(SequenceFeatureExtractor):
         **kwargs: Any,
     ) -> BatchFeature:
         """``max_length`` is in samples (as for waveform extractors) and only applies with ``truncation``."""
-        if sampling_rate is not None and sampling_rate != self.sampling_rate:
-            raise ValueError(
-                f"audio at {sampling_rate} Hz given to a feature extractor for {self.sampling_rate} Hz; "
-                "resample first"
-            )
-        batch = _as_batch(raw_speech)
-        if truncation and max_length is not None:
-            batch = [clip[:max_length] for clip in batch]
+        batch = checked_batch(self, raw_speech, sampling_rate, max_length if truncation else None)
         spec = self.spec
         features = [log_mel(clip, spec) for clip in batch]
-        encoded = BatchFeature({"input_features": features})
-        want_mask = self.return_attention_mask if return_attention_mask is None else return_attention_mask
-        padded = self.pad(
-            encoded,
-            padding="longest" if padding is True else padding,
-            return_attention_mask=want_mask,
-            return_tensors=return_tensors,
+        return padded_batch(self, "input_features", features, padding, return_attention_mask, return_tensors)
+
+
+def checked_batch(
+    extractor: SequenceFeatureExtractor,
+    raw_speech: np.ndarray | Sequence[np.ndarray] | Sequence[float],
+    sampling_rate: int | None,
+    max_samples: int | None,
+) -> list[np.ndarray]:
+    """The clips of ``raw_speech`` as float32 arrays, cut to ``max_samples``; audio at another rate than
+    the extractor's is a ValueError."""
+    if sampling_rate is not None and sampling_rate != extractor.sampling_rate:
+        raise ValueError(
+            f"audio at {sampling_rate} Hz given to a feature extractor for {extractor.sampling_rate} Hz; "
+            "resample first"
         )
-        return padded
+    batch = _as_batch(raw_speech)
+    return batch if max_samples is None else [clip[:max_samples] for clip in batch]
+
+
+def padded_batch(
+    extractor: SequenceFeatureExtractor,
+    name: str,
+    items: list[np.ndarray],
+    padding: bool | str,
+    return_attention_mask: bool | None,
+    return_tensors: str | None,
+) -> BatchFeature:
+    """``items`` under ``name``, padded to the longest (``padding=True``) with the attention mask."""
+    want_mask = extractor.return_attention_mask if return_attention_mask is None else return_attention_mask
+    return extractor.pad(
+        BatchFeature({name: items}),
+        padding="longest" if padding is True else padding,
+        return_attention_mask=want_mask,
+        return_tensors=return_tensors,
+    )
 
 
 def _as_batch(raw_speech: np.ndarray | Sequence[np.ndarray] | Sequence[float]) -> list[np.ndarray]:

@@ -12,7 +12,7 @@ from transformers import PreTrainedModel
 from transformers.modeling_outputs import SequenceClassifierOutput
 
 from streamclf.models.configuration import LogMelCnnConfig
-from streamclf.models.spec_augment import spec_augment
+from streamclf.models.spec_augment import classification_output, masked_mean, spec_augment
 
 
 class ConvBlock(nn.Module):
@@ -80,7 +80,7 @@ class LogMelCnnForAudioClassification(LogMelCnnPreTrainedModel):
         if mask is not None:
             features = features * mask[:, :, None]
         if self.training:
-            features = spec_augment(features, self.config)  # type: ignore[arg-type]
+            features = spec_augment(features, self.config)
         hidden = features.transpose(1, 2)[:, None, :, :]  # (batch, 1, bands, frames)
         for block in self.blocks:
             hidden = block(hidden)
@@ -94,13 +94,10 @@ class LogMelCnnForAudioClassification(LogMelCnnPreTrainedModel):
             peak = hidden.amax(dim=2)
         else:
             real = mask[:, None, :] > 0
-            mean = (hidden * mask[:, None, :]).sum(dim=2) / mask.sum(dim=1, keepdim=True).clamp(min=1)
+            mean = masked_mean(hidden, mask)
             peak = hidden.masked_fill(~real, float("-inf")).amax(dim=2)
         logits = self.classifier(self.dropout(torch.cat([mean, peak], dim=1)))
-        loss = F.cross_entropy(logits, labels) if labels is not None else None
-        if return_dict is False:
-            return (logits,) if loss is None else (loss, logits)
-        return SequenceClassifierOutput(loss=loss, logits=logits)
+        return classification_output(logits, labels, return_dict)
 
 
 def _register() -> None:

@@ -1,4 +1,5 @@
-"""SpecAugment for the project's models: random frame and band stripes zeroed while training.
+"""Pieces every architecture of the project shares: SpecAugment (random frame and band stripes zeroed
+while training), masked averaging over time, and the transformers classification output.
 
 Its own module, free of registration side effects, so every architecture's modeling module can import
 it whatever is being imported first.
@@ -30,3 +31,22 @@ def spec_augment(features: torch.Tensor, config: Any) -> torch.Tensor:
         stripe = (band_index >= start) & (band_index < start + width)
         keep = keep * (~stripe)[:, None, :]
     return features * keep
+
+
+def masked_mean(hidden: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """Mean of (batch, channels, time) over time, counting only the steps where ``mask`` (batch, time)
+    is 1 (all when None)."""
+    if mask is None:
+        return hidden.mean(dim=2)
+    return (hidden * mask[:, None, :]).sum(dim=2) / mask.sum(dim=1, keepdim=True).clamp(min=1)
+
+
+def classification_output(logits: torch.Tensor, labels: torch.Tensor | None, return_dict: bool | None) -> Any:
+    """Logits and (with ``labels``) the cross-entropy loss, as transformers models return them."""
+    from torch.nn import functional as F
+    from transformers.modeling_outputs import SequenceClassifierOutput
+
+    loss = F.cross_entropy(logits, labels) if labels is not None else None
+    if return_dict is False:
+        return (logits,) if loss is None else (loss, logits)
+    return SequenceClassifierOutput(loss=loss, logits=logits)

@@ -19,7 +19,7 @@ from torch.nn import functional as F
 from transformers import PreTrainedModel
 from transformers.modeling_outputs import SequenceClassifierOutput
 
-from streamclf.models.spec_augment import spec_augment
+from streamclf.models.spec_augment import classification_output, masked_mean, spec_augment
 from streamclf.models.speech_embedding_configuration import SpeechEmbeddingConfig
 
 LEAK = 0.2
@@ -139,7 +139,7 @@ class SpeechEmbeddingForAudioClassification(SpeechEmbeddingPreTrainedModel):
         training."""
         frames = self.front_end(input_values)
         if self.training:
-            frames = spec_augment(frames, self.config)  # type: ignore[arg-type]
+            frames = spec_augment(frames, self.config)
         return self.embedding(frames)
 
     def _valid_positions(self, attention_mask: torch.Tensor, positions: int) -> torch.Tensor:
@@ -158,9 +158,9 @@ class SpeechEmbeddingForAudioClassification(SpeechEmbeddingPreTrainedModel):
         if valid is None:
             mean, peak = hidden.mean(dim=2), hidden.amax(dim=2)
         else:
-            weights = valid.to(hidden.dtype)[:, None, :]
-            mean = (hidden * weights).sum(dim=2) / weights.sum(dim=2).clamp(min=1)
-            peak = hidden.masked_fill(weights == 0, float("-inf")).amax(dim=2)
+            weights = valid.to(hidden.dtype)
+            mean = masked_mean(hidden, weights)
+            peak = hidden.masked_fill(weights[:, None, :] == 0, float("-inf")).amax(dim=2)
         return self.classifier(self.dropout(torch.cat([mean, peak], dim=1)))
 
     def forward(
@@ -182,10 +182,7 @@ class SpeechEmbeddingForAudioClassification(SpeechEmbeddingPreTrainedModel):
             if attention_mask is not None:
                 embedding_mask = self._valid_positions(attention_mask, embeddings.shape[1])
         logits = self.classify_embeddings(embeddings.float(), embedding_mask)
-        loss = F.cross_entropy(logits, labels) if labels is not None else None
-        if return_dict is False:
-            return (logits,) if loss is None else (loss, logits)
-        return SequenceClassifierOutput(loss=loss, logits=logits)
+        return classification_output(logits, labels, return_dict)
 
 
 def _register() -> None:

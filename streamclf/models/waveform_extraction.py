@@ -15,7 +15,7 @@ import numpy as np
 from transformers.feature_extraction_sequence_utils import SequenceFeatureExtractor
 from transformers.feature_extraction_utils import BatchFeature
 
-from streamclf.models.feature_extraction import _as_batch
+from streamclf.models.feature_extraction import checked_batch, padded_batch
 from streamclf.models.waveform import pad_to_min_length
 
 
@@ -52,23 +52,10 @@ class WaveformFeatureExtractor(SequenceFeatureExtractor):
         **kwargs: Any,
     ) -> BatchFeature:
         """``max_length`` is in samples and only applies with ``truncation``."""
-        if sampling_rate is not None and sampling_rate != self.sampling_rate:
-            raise ValueError(
-                f"audio at {sampling_rate} Hz given to a feature extractor for {self.sampling_rate} Hz; "
-                "resample first"
-            )
-        batch = _as_batch(raw_speech)
-        if truncation and max_length is not None:
-            batch = [clip[:max_length] for clip in batch]
+        batch = checked_batch(self, raw_speech, sampling_rate, max_length if truncation else None)
         min_samples = round(self.min_seconds * self.sampling_rate)
-        encoded = BatchFeature({"input_values": [pad_to_min_length(clip, min_samples) for clip in batch]})
-        want_mask = self.return_attention_mask if return_attention_mask is None else return_attention_mask
-        return self.pad(
-            encoded,
-            padding="longest" if padding is True else padding,
-            return_attention_mask=want_mask,
-            return_tensors=return_tensors,
-        )
+        clips = [pad_to_min_length(clip, min_samples) for clip in batch]
+        return padded_batch(self, "input_values", clips, padding, return_attention_mask, return_tensors)
 
 
 def _register() -> None:
