@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
-import json
 import logging
 import socket
 import urllib.parse
@@ -24,6 +23,7 @@ import numpy as np
 from .config import ModelSettings
 from .errors import StartupError
 from .events import Intent
+from .models.files import ONNX_GRAPH, read_model_json
 
 log = logging.getLogger(__name__)
 
@@ -138,9 +138,6 @@ def load_classifier(settings: ModelSettings) -> Classifier:
     return classifier
 
 
-ONNX_GRAPH = "model.onnx"
-
-
 def backend_for(settings: ModelSettings) -> str:
     """"torch" or "onnx": the one named, or for "auto" the one the model directory supports."""
     if settings.backend != "auto":
@@ -234,19 +231,6 @@ def _unreachable_hub_endpoint(timeout_s: float = 3.0) -> str | None:
             return None
     except OSError:
         return constants.ENDPOINT
-
-
-def read_model_json(path: Path, shown: str) -> dict[str, Any]:
-    """A model directory's JSON file as a dict; StartupError (exit 3) naming the file otherwise."""
-    if not path.is_file():
-        raise StartupError(f"model {shown}: no {path.name}")
-    try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise StartupError(f"model {shown}: unreadable {path.name} ({exc})") from None
-    if not isinstance(raw, dict):
-        raise StartupError(f"model {shown}: {path.name} is not a JSON object")
-    return raw
 
 
 def _check_model_dir(directory: Path, *, shown: str) -> None:

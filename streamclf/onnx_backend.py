@@ -24,17 +24,17 @@ from typing import Any
 
 import numpy as np
 
-from .classifier import read_model_json
 from .config import ModelSettings
 from .errors import StartupError
 from .events import Intent
 from .models import DEFAULT_MODEL_DIR
+from .models.files import ONNX_GRAPH, read_model_json
 from .models.logmel import LogMelSpec, log_mel
 from .models.waveform import pad_to_min_length
 
 log = logging.getLogger(__name__)
 
-FP32_FILE = "model.onnx"
+FP32_FILE = ONNX_GRAPH
 """Graph the exporter writes (float32)."""
 INT8_FILE = "model.int8.onnx"
 """Graph ``--int8`` writes beside it (MatMul/Gemm weights quantised to int8)."""

@@ -19,6 +19,7 @@ from datasets import load_from_disk
 
 from streamclf.errors import ConfigError
 from tests import trainer_data
+from trainer.common import AudioCollator, load_feature_extractor
 from trainer.data import (
     DataError,
     duration_limit,
@@ -28,7 +29,7 @@ from trainer.data import (
     load_splits,
     pick_loader,
 )
-from trainer.fit import AudioCollator, AugmentedClips, class_weights, load_feature_extractor
+from trainer.fit import AugmentedClips, class_weights
 from trainer.settings import DataSettings, add_flags, resolve
 
 REPO = Path(__file__).resolve().parents[1]

@@ -15,8 +15,8 @@ pytest.importorskip("evaluate")
 
 from tests import trainer_data
 from trainer.cli import main as trainer_main
+from trainer.common import METRICS_DIR, load_metrics
 from trainer.evaluate import classification_report, plot_confusion
-from trainer.fit import METRICS_DIR, load_metrics
 
 REPO = Path(__file__).resolve().parents[1]
 TINY_W2V2 = REPO / "configs" / "models" / "wav2vec2-tiny"

@@ -5,41 +5,26 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from .common import (
+    AudioCollator,
+    ClassFigures,
+    EvaluationReport,
+    ModelError,
+    load_feature_extractor,
+    load_metrics,
+    register_project_models,
+)
 from .data import WAVEFORM, DataError, load_splits
-from .fit import AudioCollator, ModelError, load_feature_extractor, load_metrics, register_project_models
 from .settings import DataSettings
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class ClassFigures:
-    label: str
-    precision: float
-    recall: float
-    f1: float
-    support: int
-    """Clips whose true label is this class."""
-
-
-@dataclass(frozen=True)
-class EvaluationReport:
-    clips: int
-    accuracy: float
-    macro_f1: float
-    labels: tuple[str, ...]
-    """The classes in the report: those that occur as truth or prediction, in model id order."""
-    per_class: tuple[ClassFigures, ...]
-    confusion: tuple[tuple[int, ...], ...]
-    """Rows: true class, columns: predicted class, both in ``labels`` order."""
-    skipped: tuple[str, ...] = ()
 
 
 def classification_report(

@@ -22,12 +22,21 @@ import torch
 from streamclf.errors import StartupError
 
 from . import frozen
+from .common import (
+    METRICS_DIR,
+    AudioCollator,
+    FitResult,
+    ModelError,
+    first_line,
+    load_feature_extractor,
+    load_metrics,
+    register_project_models,
+)
 from .data import (
     SOURCE,
     WAVEFORM,
     DurationLimit,
     PreparedData,
-    SourceInfo,
     duration_limit,
     label_counts,
     load_splits,
@@ -38,44 +47,7 @@ from .settings import FitSettings, ModelSettings, TrainingSettings, as_dict
 
 log = logging.getLogger(__name__)
 
-METRICS_DIR = Path(__file__).resolve().parent / "metrics"
 Augment = Callable[[np.ndarray, int, np.random.Generator], np.ndarray]
-
-
-class ModelError(StartupError):
-    """A model that cannot be loaded as an audio classifier (exit 3)."""
-
-
-# --- models -------------------------------------------------------------------------------------
-
-
-def register_project_models() -> None:
-    """Importing streamclf registers the project's own architectures with the Auto classes."""
-    importlib.import_module("streamclf")
-    try:
-        registration = importlib.import_module("streamclf.models.registration")
-    except ModuleNotFoundError as err:
-        if err.name not in ("streamclf.models", "streamclf.models.registration"):
-            raise
-        return
-    register = getattr(registration, "register", None)
-    if callable(register) and "transformers" in sys.modules:
-        register()  # transformers may have been imported before streamclf's import hook was installed
-
-
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip()
-    return text.splitlines()[0] if text else type(err).__name__
-
-
-def load_feature_extractor(source: str) -> Any:
-    from transformers import AutoFeatureExtractor
-
-    register_project_models()
-    try:
-        return AutoFeatureExtractor.from_pretrained(source)
-    except (OSError, ValueError, KeyError, TypeError) as err:
-        raise ModelError(f"model: {source}: no usable feature extractor ({_first_line(err)})") from err
 
 
 def load_base_model(settings: ModelSettings, labels: Sequence[str], seed: int) -> tuple[Any, Any]:
@@ -107,7 +79,7 @@ def load_base_model(settings: ModelSettings, labels: Sequence[str], seed: int) -
                 ignore_mismatched_sizes=True,
             )
     except (OSError, ValueError, KeyError, TypeError) as err:
-        raise ModelError(f"model: {source}: not an audio-classification model ({_first_line(err)})") from err
+        raise ModelError(f"model: {source}: not an audio-classification model ({first_line(err)})") from err
     if settings.freeze_feature_encoder and hasattr(model, "freeze_feature_encoder"):
         if settings.from_config is None:
             model.freeze_feature_encoder()
@@ -118,27 +90,6 @@ def load_base_model(settings: ModelSettings, labels: Sequence[str], seed: int) -
 
 
 # --- batches ------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class AudioCollator:
-    """Truncate to the duration limit, run the feature extractor, pad to the longest clip in the batch."""
-
-    feature_extractor: Any
-    max_samples: int
-    label_column: str
-
-    def __call__(self, examples: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:
-        waves = [np.asarray(e[WAVEFORM], dtype=np.float32)[: self.max_samples] for e in examples]
-        batch = self.feature_extractor(
-            waves,
-            sampling_rate=self.feature_extractor.sampling_rate,
-            padding="longest",
-            return_tensors="pt",
-        )
-        result = {key: value for key, value in batch.items() if isinstance(value, torch.Tensor)}
-        result["labels"] = torch.tensor([int(e[self.label_column]) for e in examples], dtype=torch.long)
-        return result
 
 
 class AugmentedClips(torch.utils.data.Dataset):
@@ -173,16 +124,6 @@ def load_augment() -> Augment:
 
 
 # --- metrics ------------------------------------------------------------------------------------
-
-
-def load_metrics() -> tuple[Any, Any]:
-    """The accuracy and macro-F1 scripts shipped in trainer/metrics, loaded by path (no hub)."""
-    import evaluate
-
-    return (
-        evaluate.load(str(METRICS_DIR / "accuracy.py")),
-        evaluate.load(str(METRICS_DIR / "macro_f1.py")),
-    )
 
 
 def make_compute_metrics() -> Callable[[Any], dict[str, float]]:
@@ -308,27 +249,6 @@ def training_arguments(settings: TrainingSettings, selection_set: str | None = N
         hub_model_id=settings.hub_model_id,
         **precision_flags(settings.precision),
     )
-
-
-@dataclass(frozen=True)
-class FitResult:
-    """What a finished run produced; the model card and the summary table are made from it."""
-
-    output_dir: Path
-    settings: FitSettings
-    labels: tuple[str, ...]
-    split_sizes: dict[str, int]
-    train_label_counts: dict[str, int]
-    limit: DurationLimit
-    sampling_rate: int
-    skipped: tuple[str, ...]
-    metrics: dict[str, float]
-    command: str
-    model_type: str
-    eval_split: str
-    sources: tuple[SourceInfo, ...] = ()
-    selection_set: str | None = None
-    """With several sources: the source whose held-out clips chose the checkpoint."""
 
 
 def reproducing_command(argv: Sequence[str]) -> str:

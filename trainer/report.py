@@ -11,8 +11,7 @@ from rich.table import Table
 from .settings import as_dict
 
 if TYPE_CHECKING:
-    from .evaluate import EvaluationReport
-    from .fit import FitResult
+    from .common import EvaluationReport, FitResult
 
 
 def _source_description(source: str, result: FitResult) -> str:
