@@ -1,27 +1,23 @@
-"""The `listen` daemon's life cycle: start-up, main loop, shutdown, signals, reload.
+"""The `listen` daemon's life cycle: start-up, main loop, signals, shutdown.
 
 Start-up fails fast (exit 3) on a bad config, model, device or publish address. The main
 loop only watches: status events (and systemd ``STATUS=``), ``READY=1`` once the model is
 warm and the source delivered audio, ``WATCHDOG=1`` while the pipeline makes progress.
 SIGTERM/SIGINT stop capture, let the worker finish the utterance in flight and flush every
-sink within :data:`SHUTDOWN_LIMIT_S`; a second SIGINT exits at once. SIGHUP re-reads the
-config in a background thread, loads a changed model beside the running one and swaps it
-in between segments; when anything fails the old settings stay and an ``error`` event says why.
+sink within :data:`SHUTDOWN_LIMIT_S`; a second SIGINT exits at once. SIGHUP asks the
+:class:`~streamclf.reload.Reloader` (``reload.py``) for a reload, which the main loop starts.
 """
 
-# HANDOVER: service helper owns this file now
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import logging
 import os
 import signal
 import sys
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from types import FrameType
 from typing import NoReturn
@@ -29,14 +25,16 @@ from typing import NoReturn
 from .audio.sources import DEFAULT_STDIN_RATE, Source, StdinSource, open_source
 from .bus import EventBus
 from .classifier import Classifier, load_classifier
-from .config import CaptureSettings, ModelSettings, Settings, load_settings
-from .errors import EXIT_OK, EXIT_RUNTIME, StartupError, StreamclfError
+from .config import CaptureSettings, Settings
+from .errors import EXIT_OK, EXIT_RUNTIME, StartupError
 from .events import ErrorEvent, StatusEvent
 from .notify import Notifier, ProgressWatchdog
+from .outputs import Sinks
 from .pipeline import Pipeline
+from .reload import Reloader, SettingsLoader, reread_config_file
 from .segmenter import make_segmenter
 from .sinks.jsonl import JsonlSink
-from .sinks.socket import SocketPublisher, parse_publish_uri, start_publishers
+from .sinks.socket import parse_publish_uri, start_publishers
 from .worker import Worker
 
 log = logging.getLogger(__name__)
@@ -47,37 +45,6 @@ PIPELINE_SHARE_S = 1.2
 """Of that, the most the pipeline (capture thread and worker drain) may take."""
 LOOP_TICK_S = 0.1
 """Longest sleep of the main loop (watchdog pings, READY, reload requests)."""
-
-SettingsLoader = Callable[[], Settings]
-
-
-@dataclass
-class Sinks:
-    """The outputs the daemon started, closed in order at shutdown."""
-
-    jsonl: JsonlSink | None = None
-    console_stop: threading.Event = field(default_factory=threading.Event)
-    console_thread: threading.Thread | None = None
-    publishers: list[SocketPublisher] = field(default_factory=list)
-
-    def close(self, deadline: float) -> None:
-        self.console_stop.set()
-        if self.console_thread is not None:
-            self.console_thread.join(max(0.05, min(0.5, deadline - time.monotonic())))
-        if self.jsonl is not None:
-            self.jsonl.close(timeout=max(0.05, deadline - time.monotonic()))
-        for publisher in self.publishers:
-            publisher.close(flush_timeout_s=max(0.0, deadline - time.monotonic()))
-
-    def subscriber_count(self) -> int:
-        """Clients connected to the event sockets now (those cut off: ``disconnected_subscribers``)."""
-        return sum(p.clients for p in self.publishers)
-
-
-def _model_identity(model: ModelSettings) -> tuple[object, ...]:
-    """What decides which classifier is loaded; top-k and threshold apply without a reload."""
-    return (model.model, model.backend, model.threads)
-
 
 def _make_source(capture: CaptureSettings) -> Source:
     """The configured source. Stdin is read through an unbuffered duplicate of fd 0: a reader
@@ -110,13 +77,12 @@ class Daemon:
         mode and publish addresses are kept (they may have come from the command line)."""
         self.settings = settings
         self.config_path = config_path
-        self.loader = loader or self._reread_config_file
+        self.reloader = Reloader(self, loader or (lambda: reread_config_file(config_path, self.settings)),
+                                 config_path)
         self.notifier = notifier or Notifier.from_env()
         self.bus = EventBus()
         self.stop_requested = threading.Event()
         self._wake = threading.Event()
-        self._reload_requested = threading.Event()
-        self._reload_thread: threading.Thread | None = None
         self._sigint_count = 0
         self.stop_signal: int | None = None
         """The signal that asked us to stop (SIGTERM/SIGINT), None when the source ended."""
@@ -126,8 +92,6 @@ class Daemon:
         self.worker: Worker | None = None
         self.sinks = Sinks()
         self.ready = False
-        self.reloads = 0
-        self.reload_failures = 0
         self.watchdog: ProgressWatchdog | None = None
 
     # -- start-up -----------------------------------------------------------------------------
@@ -229,15 +193,15 @@ class Daemon:
         self._wake.set()
 
     def _on_reload_signal(self, _signum: int, _frame: FrameType | None) -> None:
-        self._reload_requested.set()
+        self.reloader.requested.set()
         self._wake.set()
 
     # -- observation -----------------------------------------------------------------------------
     def counters(self) -> dict[str, int]:
         counters = self.pipeline.counters() if self.pipeline is not None else {}
         counters["subscribers"] = self.sinks.subscriber_count()
-        counters["reloads"] = self.reloads
-        counters["reload_failures"] = self.reload_failures
+        counters["reloads"] = self.reloader.reloads
+        counters["reload_failures"] = self.reloader.failures
         return counters
 
     def status_event(self, state: str) -> StatusEvent:
@@ -276,8 +240,7 @@ class Daemon:
                 log.info("ready: model warm, audio flowing from %s", self.pipeline.source.name)
             if self.ready:
                 self.watchdog.tick(now)
-            if self._reload_requested.is_set():
-                self._start_reload()
+            self.reloader.start_if_requested()
             if now >= next_status:
                 self.bus.publish(self.status_event("listening"))
                 if self.ready:
@@ -285,101 +248,6 @@ class Daemon:
                 next_status = now + self.settings.output.status_interval_s
             self._wake.wait(min(LOOP_TICK_S, max(0.01, next_status - now)))
             self._wake.clear()
-
-    # -- reload ------------------------------------------------------------------------------------
-    def _start_reload(self) -> None:
-        if self._reload_thread is not None and self._reload_thread.is_alive():
-            return  # the request stays set: another reload follows when this one is done
-        self._reload_requested.clear()
-        self._reload_thread = threading.Thread(target=self.reload, name="reload", daemon=True)
-        self._reload_thread.start()
-
-    def _reread_config_file(self) -> Settings:
-        fresh = load_settings(self.config_path)
-        keep = self.settings
-        output = dataclasses.replace(fresh.output, json=keep.output.json, publish=keep.output.publish)
-        return dataclasses.replace(fresh, capture=keep.capture, output=output)
-
-    def reload(self) -> bool:
-        """Re-read the settings and apply them; on any failure keep the old ones. True on success."""
-        was_ready = self.ready  # before READY=1, systemd is still waiting for start-up to finish
-        if was_ready:
-            self.notifier.reloading()
-        log.info("reloading the configuration%s", f" from {self.config_path}" if self.config_path else "")
-        try:
-            fresh = self.loader()
-            self.settings = self._apply(fresh)
-        except StreamclfError as exc:
-            self._reload_failed(str(exc))
-            return False
-        except Exception as exc:  # a model that breaks in an unforeseen way must not kill the daemon
-            log.exception("reload failed")
-            self._reload_failed(f"{type(exc).__name__}: {exc}")
-            return False
-        finally:
-            if was_ready:
-                self.notifier.ready()
-        self.reloads += 1
-        log.info("reload done")
-        return True
-
-    def _apply(self, fresh: Settings) -> Settings:
-        """Everything that can fail happens first (model load, new sockets); then the new
-        settings are committed at once. Returns the settings now in effect."""
-        old = self.settings
-        assert self.worker is not None and self.pipeline is not None
-        fresh = self._keep_what_needs_a_restart(old, fresh)
-
-        new_classifier = None
-        if _model_identity(fresh.model) != _model_identity(old.model):
-            self.notifier.status(f"reloading: loading model {fresh.model.model or '(bundled default)'}")
-            new_classifier = load_classifier(fresh.model)  # beside the running one
-            new_classifier.warm_up()
-        running = {p.uri: p for p in self.sinks.publishers}
-        out = fresh.output
-        added = start_publishers([u for u in out.publish if u not in running], self.bus,
-                                 buffer_events=out.subscriber_buffer, allow_remote=out.allow_remote)
-
-        # commit: nothing below can fail on settings that passed validation
-        self.worker.update(top_k=fresh.model.top_k, threshold=fresh.model.threshold)
-        self.worker.max_batch = fresh.model.max_batch
-        self.worker.queue_size = fresh.model.queue_size
-        if new_classifier is not None:
-            self.worker.set_classifier(new_classifier)  # used from the next segment on
-            self.classifier = new_classifier
-        kept = [p for uri, p in running.items() if uri in out.publish]
-        for uri, publisher in running.items():
-            if uri not in out.publish:
-                publisher.close()
-        for publisher in kept:
-            publisher.buffer_events = out.subscriber_buffer  # for clients that connect from now on
-        self.sinks.publishers = kept + added
-        self.pipeline.speech_events = out.speech_events
-        if out.log_level != old.output.log_level:
-            from .logs import setup_logging
-
-            setup_logging(out.log_level)
-        return fresh
-
-    @staticmethod
-    def _keep_what_needs_a_restart(old: Settings, fresh: Settings) -> Settings:
-        """Capture, VAD and the stdout mode stay as they are until a restart (logged)."""
-        kept = []
-        if fresh.capture != old.capture:
-            kept.append("capture")
-        if fresh.vad != old.vad:
-            kept.append("vad")
-        if fresh.output.json != old.output.json:
-            kept.append("output.json")
-        if kept:
-            log.warning("reload: changes to %s take effect at the next restart", ", ".join(kept))
-        output = dataclasses.replace(fresh.output, json=old.output.json)
-        return dataclasses.replace(fresh, capture=old.capture, vad=old.vad, output=output)
-
-    def _reload_failed(self, reason: str) -> None:
-        self.reload_failures += 1
-        log.error("reload refused, keeping the running settings: %s", reason)
-        self.bus.publish(ErrorEvent("reload_failed", f"reload refused, old settings kept: {reason}"))
 
     # -- shutdown ----------------------------------------------------------------------------------
     def shutdown(self) -> int:
