@@ -42,7 +42,7 @@ log = logging.getLogger(__name__)
 SHUTDOWN_LIMIT_S = 1.8
 """Seconds from SIGTERM to exit: capture stops, the utterance in flight is classified, sinks flush."""
 PIPELINE_SHARE_S = 1.2
-"""Of that, the most the pipeline (capture thread and worker drain) may take."""
+"""Of that, the most the pipeline (read-and-segment thread and worker drain) may take."""
 LOOP_TICK_S = 0.1
 """Longest sleep of the main loop (watchdog pings, READY, reload requests)."""
 

@@ -54,13 +54,13 @@ class Pipeline:
         self.bus = bus
         self.speech_events = speech_events
         self.reopen_max_backoff_s = reopen_max_backoff_s
-        self.live = bool(getattr(source, "live", False))
+        self.live = source.live
         self.first_audio = threading.Event()
         self.ended = threading.Event()
         self.failed: BaseException | None = None
         self._stop = threading.Event()
         self._resampler = StreamResampler(source.sample_rate, segmenter.sample_rate)
-        self._thread = threading.Thread(target=self._run, name="capture", daemon=True)
+        self._thread = threading.Thread(target=self._read_and_segment, name="read-and-segment", daemon=True)
         self._last_capture = time.monotonic()
         self._level_dbfs = -120.0
         self.blocks = 0
@@ -95,7 +95,7 @@ class Pipeline:
         return Progress(capture=self._last_capture, worker=self.worker.last_progress)
 
     def counters(self) -> dict[str, int]:
-        src = dict(getattr(self.source, "counters", {}) or {})
+        src = self.source.counters
         return {
             "blocks": self.blocks,
             "samples": self.segmenter.samples_seen,
@@ -111,8 +111,8 @@ class Pipeline:
             "gap_ms": self.gap_ms,
         }
 
-    # -- the capture thread -------------------------------------------------------------------
-    def _run(self) -> None:
+    # -- the read-and-segment thread: source → resampler → segmenter → worker --------------------------
+    def _read_and_segment(self) -> None:
         try:
             while not self._stop.is_set():
                 try:
@@ -126,7 +126,7 @@ class Pipeline:
                     self._consume(block)
             self._emit(self.segmenter.flush())
         except Exception as exc:  # the daemon reports it and exits 1
-            log.exception("capture thread failed")
+            log.exception("read-and-segment thread failed")
             self.failed = exc
         finally:
             self.source.close()
@@ -162,12 +162,7 @@ class Pipeline:
             self.worker.submit(item)
 
     def _reopen_source(self) -> None:
-        reopen = getattr(self.source, "reopen", None)
-        if reopen is not None:
-            reopen()
-        else:
-            self.source.close()
-            self.source.open()
+        self.source.reopen()
         # the device may come back at another rate
         self._resampler = StreamResampler(self.source.sample_rate, self.segmenter.sample_rate)
 

@@ -38,9 +38,16 @@ class Source(Protocol):
     """Shown in events, e.g. "mic:USB Audio", "file:cmds.wav", "stdin"."""
     sample_rate: int
     """Native rate, in Hz, of the blocks ``read`` returns."""
+    live: bool
+    """A device that runs at its own pace: the pipeline never waits for the worker (a full queue drops
+    a segment, counted). Files and pipes are not live: the pipeline waits rather than drop."""
 
     def open(self) -> None:
         """Start delivering audio; raises StartupError/InputError with a one-line message."""
+
+    def reopen(self) -> None:
+        """Deliver audio again after ``read`` raised SourceLost (the device may come back at another
+        rate); raises StartupError or SourceLost while it is still unavailable."""
 
     def read(self, timeout: float) -> np.ndarray | None:
         """Next mono float32 block (any length ≥ 0); None at end of stream.
@@ -115,6 +122,8 @@ class FileSource:
     yields what is readable; NaN/Inf samples become 0 and are counted (``nonfinite_samples``).
     """
 
+    live = False
+
     def __init__(self, path: str | Path, speed: float = 1.0, block_ms: int = 30) -> None:
         if speed < 0:
             raise StartupError(f"file speed must be ≥ 0, got {speed}")
@@ -145,6 +154,10 @@ class FileSource:
             "overflow_samples": 0,
             "nonfinite_samples": self._nonfinite,
         }
+
+    def reopen(self) -> None:
+        """A file never raises SourceLost; reopened, it is read again from the start."""
+        self.open()
 
     def open(self) -> None:
         self.close()
@@ -216,6 +229,8 @@ class StdinSource:
     the end of the stream is dropped and counted (``dropped_bytes``).
     """
 
+    live = False
+
     def __init__(
         self,
         rate: int = DEFAULT_STDIN_RATE,
@@ -249,6 +264,10 @@ class StdinSource:
             "overflow_samples": 0,
             "dropped_bytes": self._dropped_bytes,
         }
+
+    def reopen(self) -> None:
+        """Standard input never raises SourceLost; its reader thread keeps running."""
+        self.open()
 
     def open(self) -> None:
         if self._thread is not None:
