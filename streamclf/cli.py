@@ -1,4 +1,4 @@
-"""Command line: `streamclf listen | classify | devices | tail`.
+"""Command line: `streamclf listen | serve | classify | devices | tail`.
 
 Parses arguments, sets up logging, and hands over to the daemon or the batch runner.
 Every failure the user can cause ends in one line on stderr and a distinct exit code.
@@ -53,6 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
     listen.add_argument("--wait-for-device", action="store_true", default=None, dest="wait_for_device")
     _add_model_flags(listen)
 
+    _add_serve_parser(sub)
+
     classify = sub.add_parser("classify", help="classify audio files as fast as possible")
     classify.add_argument("files", nargs="+", metavar="FILE")
     classify.add_argument("--no-vad", action="store_true", help="classify each file whole")
@@ -62,6 +64,20 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("devices", help="list audio input devices")
     _add_tail_parser(sub)
     return parser
+
+
+def _add_serve_parser(sub: Any) -> None:
+    serve = sub.add_parser("serve", help="a Wyoming server: classify the audio streams of many clients")
+    serve.add_argument("--uri", help="where to listen: tcp://HOST:PORT or unix:///PATH (default "
+                                     "tcp://127.0.0.1:10400)")
+    serve.add_argument("--allow-remote", action="store_true", default=None, dest="serve_allow_remote",
+                       help="let --uri bind an address other machines can reach")
+    serve.add_argument("--max-streams", type=int, dest="max_streams", help="most clients at once")
+    serve.add_argument("--vad", choices=("webrtc", "silero"), help="voice-activity backend")
+    serve.add_argument("--publish", action="append",
+                       help="event socket or broker: unix:///PATH, tcp://HOST:PORT, mqtt://HOST[:PORT]/TOPIC "
+                            "(repeatable; MQTT credentials: config file or environment)")
+    _add_model_flags(serve)
 
 
 def _add_tail_parser(sub: Any) -> None:
@@ -87,6 +103,8 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         "vad": {"backend": get("vad")},
         "model": {k: get(k) for k in ("model", "backend", "top_k", "threshold", "threads")},
         "output": {"json": get("json"), "log_level": get("log_level")},
+        "serve": {"uri": get("uri"), "allow_remote": get("serve_allow_remote"),
+                  "max_streams": get("max_streams")},
     }
     if get("publish"):
         overrides["output"]["publish"] = list(args.publish)
@@ -110,6 +128,14 @@ def cmd_listen(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
     setup_logging(settings.output.log_level)
     return Daemon(settings, args.config, loader=lambda: settings_from_args(args)).run()
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from .serve.service import ServeService
+
+    settings = settings_from_args(args)
+    setup_logging(settings.output.log_level)
+    return ServeService(settings).run()
 
 
 def cmd_classify(args: argparse.Namespace) -> int:
@@ -165,7 +191,7 @@ def cmd_devices(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-COMMANDS = {"listen": cmd_listen, "classify": cmd_classify, "devices": cmd_devices}
+COMMANDS = {"listen": cmd_listen, "serve": cmd_serve, "classify": cmd_classify, "devices": cmd_devices}
 
 
 ONEDNN_CACHE_ENTRIES = "32"

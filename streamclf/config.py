@@ -31,6 +31,11 @@ def _between(low: float, high: float) -> Check:
     return lambda v: None if low <= v <= high else f"must be between {low} and {high}"
 
 
+def _identifier(v: str) -> str | None:
+    ok = bool(v) and all(c.isascii() and (c.isalnum() or c in "_-") for c in v)
+    return None if ok else "must be letters, digits, _ or - (not empty)"
+
+
 def _opt(check: Check) -> Check:
     return lambda v: None if v is None else check(v)
 
@@ -130,7 +135,8 @@ class OutputSettings:
     json: bool | None = setting(None)
     """JSON lines on stdout. None: JSON when stdout is not a terminal, the live view when it is."""
     publish: tuple[str, ...] = setting(())
-    """Event sockets: "unix:///run/streamclf/events.sock", "tcp://127.0.0.1:7890"."""
+    """Event sockets and brokers: "unix:///run/streamclf/events.sock", "tcp://127.0.0.1:7890",
+    "mqtt://HOST[:PORT]/TOPIC", "mqtts://HOST[:PORT]/TOPIC" (credentials: the [mqtt] section)."""
     allow_remote: bool = setting(False)
     """Let a tcp:// publish address bind a non-loopback host."""
     status_interval_s: float = setting(5.0, _between(0.1, 3600.0))
@@ -146,11 +152,58 @@ class OutputSettings:
 
 
 @dataclass(frozen=True)
+class ServeSettings:
+    uri: str = setting("tcp://127.0.0.1:10400")
+    """Where `streamclf serve` listens for Wyoming clients: "tcp://HOST:PORT" or "unix:///PATH"."""
+    allow_remote: bool = setting(False)
+    """Let a tcp:// server address bind a non-loopback host (satellites on other machines)."""
+    max_streams: int = setting(64, _between(1, 4096))
+    """Most client connections served at once; more are answered with an error and closed."""
+    stream_segments: int = setting(2, _between(1, 64))
+    """Segments one stream may have waiting for the worker; while it has more, its audio waits (a file
+    sent faster than real time is read only as fast as the model allows)."""
+    send_buffer_kib: int = setting(256, _between(16, 65536))
+    """Replies, in KiB, held for a client that does not read them before it is disconnected."""
+    max_chunk_s: float = setting(10.0, _between(0.01, 600.0))
+    """Longest audio chunk accepted, in seconds; a longer one is bad input and closes its connection."""
+
+
+@dataclass(frozen=True)
+class MqttSettings:
+    username: str | None = setting(None)
+    """Broker user name. None: from the environment variable STREAMCLF_MQTT_USERNAME, if set."""
+    password: str | None = setting(None)
+    """Broker password. None: from the environment variable STREAMCLF_MQTT_PASSWORD, if set. Never on
+    the command line (other users can read it there)."""
+    qos: int = setting(0, _between(0, 2))
+    """MQTT quality of service of published events: 0 at most once, 1 at least once, 2 exactly once."""
+    buffer_events: int = setting(1000, _between(1, 1_000_000))
+    """Events held while the broker is away; when full, the oldest is dropped and counted."""
+    reconnect_max_s: float = setting(30.0, _between(1.0, 3600.0))
+    """Longest pause, in seconds, between attempts to reach a broker that went away (backoff from 1 s)."""
+    keepalive_s: int = setting(30, _between(5, 3600))
+    """MQTT keep-alive interval in seconds."""
+    client_id: str = setting("")
+    """MQTT client id. Empty: "streamclf-" and the host name."""
+    ca_file: str | None = setting(None)
+    """mqtts://: PEM file of the certificate authority to trust. None: the system's."""
+    discovery: bool = setting(False)
+    """Announce through Home Assistant's MQTT discovery: one event entity per stream (its event types
+    are the model's commands) and a status sensor."""
+    discovery_prefix: str = setting("homeassistant", _identifier)
+    """Home Assistant's discovery topic prefix."""
+    node_id: str = setting("streamclf", _identifier)
+    """This install's id in Home Assistant (letters, digits, _ and -): its device and entity ids."""
+
+
+@dataclass(frozen=True)
 class Settings:
     capture: CaptureSettings = field(default_factory=CaptureSettings)
     vad: VadSettings = field(default_factory=VadSettings)
     model: ModelSettings = field(default_factory=ModelSettings)
     output: OutputSettings = field(default_factory=OutputSettings)
+    serve: ServeSettings = field(default_factory=ServeSettings)
+    mqtt: MqttSettings = field(default_factory=MqttSettings)
 
 
 SECTIONS: dict[str, type] = {
@@ -158,6 +211,8 @@ SECTIONS: dict[str, type] = {
     "vad": VadSettings,
     "model": ModelSettings,
     "output": OutputSettings,
+    "serve": ServeSettings,
+    "mqtt": MqttSettings,
 }
 
 

@@ -59,12 +59,14 @@ class SpeechEvent:
 
 @dataclass(frozen=True)
 class StatusEvent:
-    """Periodic health report: where audio comes from, which model, and the counters."""
+    """Periodic health report: where audio comes from, which model, and the counters. ``streams``
+    (``serve`` only): each connected stream's own counters, by stream name."""
 
     source: str
     model: str
     state: str
     counters: dict[str, int] = field(default_factory=dict)
+    streams: dict[str, dict[str, int]] | None = None
     type: Literal["status"] = "status"
 
 
@@ -107,6 +109,8 @@ def to_dict(event: Event) -> dict[str, Any]:
         body["t"] = _finite(event.t, 3)
     elif isinstance(event, ErrorEvent) and event.segment_id is None:
         body.pop("segment_id")
+    elif isinstance(event, StatusEvent) and event.streams is None:
+        body.pop("streams")
     return {"type": event.type, "version": SCHEMA_VERSION, **body}
 
 

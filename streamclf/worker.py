@@ -50,6 +50,10 @@ class SegmentLike(Protocol):
 
 Outcome = tuple[Intent, ...] | Exception
 
+OnDone = Callable[[SegmentLike, Event | None], None]
+"""Called once per submitted segment: with its utterance or error event once published, with None
+when the segment was dropped. Runs on the worker's or the submitter's thread; it must not block."""
+
 
 def group_by_length(segments: Sequence[SegmentLike], ratio: float = MAX_LENGTH_RATIO) -> list[list[int]]:
     """Indices of ``segments`` split into groups whose longest is at most ``ratio`` × their shortest."""
@@ -80,13 +84,17 @@ class Worker:
         max_batch: int,
         queue_size: int,
         file: str | None = None,
+        on_done: OnDone | None = None,
     ) -> None:
+        """``source`` names the events' stream; a segment with a ``source`` attribute of its own
+        (several streams sharing one worker) names it instead."""
         if max_batch < 1 or queue_size < 1:
             raise ValueError("max_batch and queue_size must be ≥ 1")
         _check_options(top_k, threshold)
         self._classifier = classifier
         self._next_classifier: Classifier | None = None
         self._publish = publish
+        self._on_done = on_done
         self.source = source
         self.file = file
         self._top_k = top_k
@@ -129,13 +137,13 @@ class Worker:
         """Queue a segment; never blocks. A full queue drops its oldest segment (counted)."""
         with self._cond:
             if self._stopping and not self.running:
-                self.dropped_segments += 1
                 log.warning("worker stopped: dropped segment %d", segment.id)
+                self._drop([segment])
                 return
             if len(self._queue) >= self.queue_size:
                 dropped = self._queue.popleft()
-                self.dropped_segments += 1
                 log.warning("worker queue full: dropped segment %d", dropped.id)
+                self._drop([dropped])
             self._queue.append(segment)
             self._cond.notify_all()
 
@@ -179,15 +187,13 @@ class Worker:
         with self._cond:
             self._stopping = True
             if not drain or not self.running:
-                self.dropped_segments += len(self._queue)
-                self._queue.clear()
+                self._drop_queued()
             self._cond.notify_all()
         if self._thread.is_alive() and threading.current_thread() is not self._thread:
             self._thread.join(timeout)
         if self._thread.is_alive():
             with self._cond:
-                self.dropped_segments += len(self._queue)
-                self._queue.clear()
+                self._drop_queued()
             return False
         return True
 
@@ -204,6 +210,18 @@ class Worker:
             "errors": self.errors,
             "batches": self.batches,
         }
+
+    def _drop(self, segments: Sequence[SegmentLike]) -> None:
+        """Count dropped segments and tell ``on_done`` (caller holds the lock)."""
+        self.dropped_segments += len(segments)
+        if self._on_done is not None:
+            for segment in segments:
+                self._on_done(segment, None)
+
+    def _drop_queued(self) -> None:
+        queued = list(self._queue)
+        self._queue.clear()
+        self._drop(queued)
 
     # --- the worker thread ----------------------------------------------------------------
 
@@ -281,15 +299,16 @@ class Worker:
             self.errors += 1
             message = f"segment {segment.id}: {type(outcome).__name__}: {outcome}".splitlines()[0]
             log.error("inference failed: %s", message)
-            self._publish(ErrorEvent("inference_failed", message, segment_id=segment.id))
+            self._done(segment, ErrorEvent("inference_failed", message, segment_id=segment.id))
             return
         top = outcome[0] if outcome else None
         accepted = top is not None and top.score >= threshold and is_command(top.label)
         self.classified += 1
-        self._publish(
+        self._done(
+            segment,
             UtteranceEvent(
                 id=segment.id,
-                source=self.source,
+                source=_source_of(segment, self.source),
                 start=segment.start,
                 end=segment.end,
                 intents=outcome,
@@ -298,8 +317,18 @@ class Worker:
                 latency_ms=(time.monotonic() - segment.closed_at) * 1000.0,
                 model=classifier.name,
                 file=self.file,
-            )
+            ),
         )
+
+    def _done(self, segment: SegmentLike, event: Event) -> None:
+        self._publish(event)
+        if self._on_done is not None:
+            self._on_done(segment, event)
+
+
+def _source_of(segment: SegmentLike, default: str) -> str:
+    own = getattr(segment, "source", None)
+    return own if isinstance(own, str) and own else default
 
 
 def _check_options(top_k: int, threshold: float) -> None:

@@ -24,11 +24,17 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar, Union
 from urllib.parse import urlsplit
 
 from ..bus import EventBus, Subscription
+from ..config import MqttSettings
 from ..errors import StartupError
 from ..events import encode
+from .mqtt_uri import MqttAddress, is_mqtt_uri, parse_mqtt_uri
+
+if TYPE_CHECKING:
+    from .mqtt import MqttPublisher
 
 log = logging.getLogger(__name__)
 
@@ -59,9 +65,20 @@ class TcpAddress:
         return f"tcp://{host}:{self.port}"
 
 
+def parse_any_publish_uri(uri: str) -> UnixAddress | TcpAddress | MqttAddress:
+    """``unix:///path``, ``tcp://HOST:PORT`` or ``mqtt(s)://HOST[:PORT]/TOPIC``; anything else
+    raises StartupError."""
+    if is_mqtt_uri(uri):
+        return parse_mqtt_uri(uri)
+    return parse_publish_uri(uri)
+
+
 def parse_publish_uri(uri: str) -> UnixAddress | TcpAddress:
-    """``unix:///path`` or ``tcp://HOST:PORT``; anything else raises StartupError."""
+    """``unix:///path`` or ``tcp://HOST:PORT`` (event sockets); anything else raises StartupError."""
     parts = urlsplit(uri)
+    if is_mqtt_uri(uri):
+        raise StartupError(f"publish {parts.scheme}://…: MQTT is published by `streamclf serve`; "
+                           "`listen` publishes to unix:// and tcp:// sockets only")
     if parts.scheme == "unix":
         path = (parts.netloc + parts.path) if parts.netloc else parts.path
         if not path.startswith("/"):
@@ -80,7 +97,8 @@ def parse_publish_uri(uri: str) -> UnixAddress | TcpAddress:
             raise StartupError(f"publish {uri!r}: unexpected path {parts.path!r} after the port")
         return TcpAddress(parts.hostname or "127.0.0.1", port)
     scheme = parts.scheme or "(none)"
-    raise StartupError(f"publish {uri!r}: unknown scheme {scheme}; use unix:///PATH or tcp://HOST:PORT")
+    raise StartupError(f"publish {uri!r}: unknown scheme {scheme}; use unix:///PATH, tcp://HOST:PORT "
+                       "or mqtt://HOST[:PORT]/TOPIC")
 
 
 def _loopback_only(host: str, port: int) -> bool:
@@ -89,6 +107,12 @@ def _loopback_only(host: str, port: int) -> bool:
     except socket.gaierror:
         return False
     return bool(infos) and all(ipaddress.ip_address(info[4][0]).is_loopback for info in infos)
+
+
+_P = TypeVar("_P", bound=Union["SocketPublisher", "MqttPublisher"])
+Publisher = Union["SocketPublisher", "MqttPublisher"]
+"""What ``start_publishers`` returns: ``uri``, ``start()``, ``close(flush_timeout_s)``, ``clients``,
+``buffer_events``, ``counters()``."""
 
 
 class _Client:
@@ -410,18 +434,51 @@ class SocketPublisher:
             client.sock.close()
 
 
+@dataclass(frozen=True)
+class BrokerOptions:
+    """What an MQTT publisher needs beyond its URI."""
+
+    settings: MqttSettings | None = None
+    labels: tuple[str, ...] = ()
+    model: str = ""
+
+
 def make_publisher(uri: str, bus: EventBus, *, buffer_events: int = 1000,
                    allow_remote: bool = False) -> SocketPublisher:
     """A publisher for ``unix://`` or ``tcp://`` URIs (not yet started); other schemes raise StartupError."""
     return SocketPublisher(uri, bus, buffer_events=buffer_events, allow_remote=allow_remote)
 
 
+def make_any_publisher(uri: str, bus: EventBus, *, buffer_events: int = 1000, allow_remote: bool = False,
+                       broker: BrokerOptions | None = None) -> Publisher:
+    """A publisher for ``unix://``, ``tcp://`` or ``mqtt(s)://`` URIs (not yet started)."""
+    if is_mqtt_uri(uri):
+        from .mqtt import MqttPublisher
+
+        b = broker or BrokerOptions()
+        return MqttPublisher(uri, bus, b.settings, labels=b.labels, model=b.model)
+    return SocketPublisher(uri, bus, buffer_events=buffer_events, allow_remote=allow_remote)
+
+
 def start_publishers(uris: Sequence[str], bus: EventBus, *, buffer_events: int = 1000,
                      allow_remote: bool = False) -> list[SocketPublisher]:
-    """Start one publisher per distinct URI; on any failure close those already started and raise."""
+    """Start one socket publisher per distinct URI; on any failure close those started and raise."""
     publishers = [make_publisher(uri, bus, buffer_events=buffer_events, allow_remote=allow_remote)
                   for uri in dict.fromkeys(uris)]  # every URI is checked before anything is bound
-    started: list[SocketPublisher] = []
+    return _start_all(publishers)
+
+
+def start_any_publishers(uris: Sequence[str], bus: EventBus, *, buffer_events: int = 1000,
+                         allow_remote: bool = False, broker: BrokerOptions | None = None) -> list[Publisher]:
+    """:func:`start_publishers` for sockets and MQTT brokers alike."""
+    for uri in dict.fromkeys(uris):  # every URI is checked before anything is bound or connected
+        parse_any_publish_uri(uri)
+    return _start_all([make_any_publisher(uri, bus, buffer_events=buffer_events, allow_remote=allow_remote,
+                                          broker=broker) for uri in dict.fromkeys(uris)])
+
+
+def _start_all(publishers: Sequence[_P]) -> list[_P]:
+    started: list[_P] = []
     try:
         for publisher in publishers:
             publisher.start()
