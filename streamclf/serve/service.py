@@ -79,6 +79,8 @@ class ServeService:
         address = parse_serve_uri(s.serve.uri, allow_remote=s.serve.allow_remote)
         for uri in s.output.publish:  # a bad address fails before the slow model load
             parse_any_publish_uri(uri)
+        if address.unix is not None:
+            clear_stale_socket(address.unix)
         self.notifier.status(f"loading model {s.model.model or '(bundled default)'}")
         classifier = load_classifier(s.model)
         classifier.warm_up()
