@@ -145,24 +145,28 @@ def test_three_clients_at_their_own_rates_each_get_exactly_their_own_detections(
 
 _KILLED_CLIENT = """
 import asyncio, sys, numpy as np
+from tests.audio import spoken_words
 from tests.wyoming_client import stream_audio
-rng = np.random.default_rng(0)
-audio = (0.3 * np.sin(np.arange(16000 * 30) * 2 * np.pi * 180 / 16000)).astype(np.float32)
+words = spoken_words(("seven", "marvin", "happy", "house"))
+audio = np.concatenate([np.zeros(8000, np.float32)] + words * 8)  # speech without pauses
+print("ready", flush=True)
 asyncio.run(stream_audio(int(sys.argv[1]), audio, rate=16000))
 """
 
 
 @pytest.mark.slow
 def test_a_killed_client_and_a_faster_than_real_time_one_leave_the_others_unaffected(server: Server) -> None:
-    victim = subprocess.Popen([sys.executable, "-c", _KILLED_CLIENT, str(server.port)], cwd=ROOT)
+    victim = subprocess.Popen([sys.executable, "-c", _KILLED_CLIENT, str(server.port)], cwd=ROOT,
+                              stdout=subprocess.PIPE, text=True)
+    assert victim.stdout is not None and victim.stdout.readline() == "ready\n"
     stream = word_stream(("marvin", "house", "yes"), 4)
     fast = word_stream(("stop", "go", "left", "seven"), 5)
 
     async def scenario() -> list:
         live = asyncio.create_task(stream_audio(server.port, stream.audio, rate=16000))
         quick = asyncio.create_task(stream_audio(server.port, fast.audio, rate=16000, realtime=False))
-        await asyncio.sleep(2.0)
-        victim.send_signal(signal.SIGKILL)  # in the middle of its endless tone
+        await asyncio.sleep(2.0)  # the victim has streamed about 2 s: half a second of lead, then words
+        victim.send_signal(signal.SIGKILL)  # in the middle of its speech
         return [await live, await quick]
 
     live, quick = asyncio.run(scenario())
