@@ -32,6 +32,8 @@ log = logging.getLogger(__name__)
 
 MAX_IN_FLIGHT = 64
 """Events handed to paho and not yet written or acknowledged; more wait in the bounded buffer."""
+_HANDOVER_EVENTS = 1000
+"""Bound of the bus subscription the sender thread empties into its buffer."""
 _IDLE_WAIT_S = 0.5
 _EARLY_ACK_S = 10.0
 _BUSY_WAIT_S = 0.05
@@ -72,7 +74,9 @@ class MqttPublisher:
         self._lock = threading.Lock()
         self._connected = threading.Event()
         self._stop = threading.Event()
-        self._sub = bus.subscribe(f"mqtt {self.target}", maxsize=self.settings.buffer_events, overflow="drop")
+        # the subscription only hands events to the sender thread; the buffer's bound is buffer_events
+        self._sub = bus.subscribe(f"mqtt {self.target}", maxsize=max(_HANDOVER_EVENTS, self.buffer_events),
+                                  overflow="drop")
         self._client = self._make_client()
         self._thread = threading.Thread(target=self._run, name=f"mqtt {self.target}", daemon=True)
         self._closed = False
@@ -222,6 +226,8 @@ class MqttPublisher:
             event = self._sub.get(timeout=_BUSY_WAIT_S if busy else _IDLE_WAIT_S)
             for item in ([event] if event is not None else []) + self._sub.drain():
                 self._take(item)
+                if self._connected.is_set():
+                    self._send_buffered()
             if self._connected.is_set():
                 self._send_buffered()
             if event is None and self._sub.closed and not self._pending():

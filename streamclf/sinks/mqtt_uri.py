@@ -56,6 +56,6 @@ def parse_mqtt_uri(uri: str) -> MqttAddress:
     topic = parts.path.lstrip("/").rstrip("/")
     if not topic:
         raise StartupError(f"publish {uri!r}: no topic (mqtt://HOST[:PORT]/TOPIC, e.g. mqtt://broker/streamclf)")
-    if parts.query or parts.fragment or any(c in topic for c in "+#\0"):
+    if parts.query or "#" in uri or any(c in topic for c in "+\0"):
         raise StartupError(f"publish {uri!r}: the topic may not hold +, # or a query")
     return MqttAddress(parts.hostname, port or DEFAULT_PORTS[parts.scheme], topic, parts.scheme == "mqtts")
