@@ -36,13 +36,24 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def password_file(path: Path, user: str, password: str) -> Path:
+    """A mosquitto password file holding one user (written by Debian's mosquitto_passwd)."""
+    tool = shutil.which("mosquitto_passwd") or "/usr/bin/mosquitto_passwd"
+    subprocess.run([tool, "-c", "-b", str(path), user, password], check=True, capture_output=True)
+    path.chmod(0o600)
+    return path
+
+
 class Mosquitto:
-    def __init__(self, workdir: Path, port: int | None = None) -> None:
+    def __init__(self, workdir: Path, port: int | None = None, password_file: Path | None = None) -> None:
         self.port = port or free_port()
         self.workdir = workdir
         self.config = workdir / "mosquitto.conf"
+        access = "allow_anonymous true"
+        if password_file is not None:
+            access = f"allow_anonymous false\npassword_file {password_file}"
         self.config.write_text(
-            f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence true\n"
+            f"listener {self.port} 127.0.0.1\n{access}\npersistence true\n"
             f"persistence_location {workdir}/\nautosave_interval 1\nlog_dest stderr\n"
             f"user {getpass.getuser()}\n")  # as root it would switch to a user that cannot write workdir
         self.proc: subprocess.Popen[bytes] | None = None

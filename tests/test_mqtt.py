@@ -21,7 +21,7 @@ from streamclf.config import MqttSettings
 from streamclf.events import Intent, UtteranceEvent, decode
 from streamclf.sinks.mqtt import MqttPublisher
 from tests.audio import needs_espeak, spoken_words
-from tests.mosquitto import Mosquitto, Subscriber, needs_mosquitto
+from tests.mosquitto import Mosquitto, Subscriber, needs_mosquitto, password_file
 from tests.wyoming_client import free_port, stream_audio
 from trainer.streams import build_stream
 
@@ -139,6 +139,27 @@ def test_serve_publishes_a_streams_commands_with_discovery(broker: Mosquitto, tm
     statuses = [json.loads(m.payload) for m in sub.on("streamclf/status")]
     assert any("wyoming:127.0.0.1" in (s.get("streams") or {}) for s in statuses)
     assert b"Traceback" not in err
+
+
+def test_credentials_come_from_the_config_file_or_the_environment(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    broker = Mosquitto(tmp_path, password_file=password_file(tmp_path / "passwd", "satellite", "s3cret-pw"))
+    broker.start()
+    try:
+        uri = f"mqtt://127.0.0.1:{broker.port}/streamclf"
+        monkeypatch.setenv("STREAMCLF_MQTT_PASSWORD", "s3cret-pw")
+        good = MqttPublisher(uri, EventBus(), MqttSettings(username="satellite"))
+        wrong = MqttPublisher(uri, EventBus(), MqttSettings(username="satellite", password="not-it"))
+        for sink in (good, wrong):
+            sink.start()
+        wait_until(lambda: good.counters()["mqtt_connected"] == 1)
+        wait_until(lambda: "refused the connection" in caplog.text)
+        assert wrong.counters()["mqtt_connected"] == 0
+        for sink in (good, wrong):
+            sink.close()
+    finally:
+        broker.stop()
+    assert "s3cret-pw" not in caplog.text and "not-it" not in caplog.text
 
 
 @pytest.mark.parametrize(("uri", "says"), [
