@@ -59,6 +59,10 @@ def build_info(classifier: Classifier) -> Event:
     return Info(wake=[program]).event()
 
 
+def _no_reload() -> None:
+    log.warning("serve does not reload its configuration; restart it to apply a new one")
+
+
 class ServeService:
     def __init__(self, settings: Settings, notifier: Notifier | None = None) -> None:
         self.settings = settings
@@ -171,6 +175,7 @@ class ServeService:
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGTERM, self._on_stop)
         loop.add_signal_handler(signal.SIGINT, self._on_interrupt)
+        loop.add_signal_handler(signal.SIGHUP, _no_reload)
 
     def _on_stop(self) -> None:
         assert self._stop is not None
