@@ -50,7 +50,8 @@ def slug(name: str) -> str:
 
 
 def _device(node_id: str, model: str) -> dict[str, Any]:
-    return {"identifiers": [node_id], "name": f"streamclf {node_id}", "manufacturer": "streamclf",
+    name = "streamclf" if node_id == "streamclf" else f"streamclf {node_id}"
+    return {"identifiers": [node_id], "name": name, "manufacturer": "streamclf",
             "model": model, "sw_version": __version__}
 
 
