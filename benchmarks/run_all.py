@@ -29,6 +29,7 @@ BENCHMARKS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("int8_accuracy", "int8 accuracy change", ()),
     ("profile", "profiles of the per-segment paths", ()),
     ("segmentation", "segmentation quality (benchmarks/segmentation.py, its quick mode)", ("--quick",)),
+    ("streams", "7. concurrent Wyoming streams of `serve` and the idle cost per stream", ()),
 )
 """(module, what it measures, arguments always passed)."""
 TIME_LIMIT_S = 15 * 60

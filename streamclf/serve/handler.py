@@ -131,6 +131,7 @@ class StreamHandler(AsyncEventHandler):
         frames = decode(event.payload or b"", fmt, self.options.max_chunk_s)
         self.hub.emit(self.stream, self.stream.push(frames, fmt))
         await self.hub.room(self.stream)  # its own backpressure: this client's audio waits
+        await asyncio.sleep(0)  # a client far ahead of real time takes its turn with the others
 
     async def _stop(self) -> None:
         assert self.stream is not None
