@@ -44,14 +44,39 @@ def password_file(path: Path, user: str, password: str) -> Path:
     return path
 
 
+@dataclass(frozen=True)
+class TlsFiles:
+    ca: Path
+    cert: Path
+    key: Path
+
+
+def tls_files(directory: Path) -> TlsFiles:
+    """A throw-away certificate authority and a broker certificate for 127.0.0.1 (openssl)."""
+    def run(*args: str) -> None:
+        subprocess.run(["openssl", *args], check=True, capture_output=True, cwd=directory)
+
+    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "2",
+        "-subj", "/CN=streamclf test CA")
+    run("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "broker.key", "-out", "broker.csr",
+        "-subj", "/CN=127.0.0.1")
+    (directory / "san.ext").write_text("subjectAltName=IP:127.0.0.1\n")
+    run("x509", "-req", "-in", "broker.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+        "-out", "broker.pem", "-days", "2", "-extfile", "san.ext")
+    return TlsFiles(directory / "ca.pem", directory / "broker.pem", directory / "broker.key")
+
+
 class Mosquitto:
-    def __init__(self, workdir: Path, port: int | None = None, password_file: Path | None = None) -> None:
+    def __init__(self, workdir: Path, port: int | None = None, password_file: Path | None = None,
+                 tls: TlsFiles | None = None) -> None:
         self.port = port or free_port()
         self.workdir = workdir
         self.config = workdir / "mosquitto.conf"
         access = "allow_anonymous true"
         if password_file is not None:
             access = f"allow_anonymous false\npassword_file {password_file}"
+        if tls is not None:
+            access += f"\ncafile {tls.ca}\ncertfile {tls.cert}\nkeyfile {tls.key}"
         self.config.write_text(
             f"listener {self.port} 127.0.0.1\n{access}\npersistence true\n"
             f"persistence_location {workdir}/\nautosave_interval 1\nlog_dest stderr\n"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -21,7 +22,7 @@ from streamclf.config import MqttSettings
 from streamclf.events import Intent, UtteranceEvent, decode
 from streamclf.sinks.mqtt import MqttPublisher
 from tests.audio import needs_espeak, spoken_words
-from tests.mosquitto import Mosquitto, Subscriber, needs_mosquitto, password_file
+from tests.mosquitto import Mosquitto, Subscriber, needs_mosquitto, password_file, tls_files
 from tests.wyoming_client import free_port, stream_audio
 from trainer.streams import build_stream
 
@@ -160,6 +161,27 @@ def test_credentials_come_from_the_config_file_or_the_environment(
     finally:
         broker.stop()
     assert "s3cret-pw" not in caplog.text and "not-it" not in caplog.text
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl is not installed")
+def test_mqtts_checks_the_broker_against_the_configured_authority(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    tls = tls_files(tmp_path)
+    broker = Mosquitto(tmp_path, tls=tls)
+    broker.start()
+    try:
+        uri = f"mqtts://127.0.0.1:{broker.port}/streamclf"
+        trusted = MqttPublisher(uri, EventBus(), MqttSettings(ca_file=str(tls.ca)))
+        stranger = MqttPublisher(uri, EventBus(), MqttSettings())  # the system's authorities: not ours
+        for sink in (trusted, stranger):
+            sink.start()
+        wait_until(lambda: trusted.counters()["mqtt_connected"] == 1)
+        wait_until(lambda: "cannot reach the broker (or TLS refused it)" in caplog.text)
+        assert stranger.counters()["mqtt_connected"] == 0
+        for sink in (trusted, stranger):
+            sink.close()
+    finally:
+        broker.stop()
 
 
 @pytest.mark.parametrize(("uri", "says"), [

@@ -80,6 +80,7 @@ class MqttPublisher:
         self._client = self._make_client()
         self._thread = threading.Thread(target=self._run, name=f"mqtt {self.target}", daemon=True)
         self._closed = False
+        self._failing = False
 
     # ---- life cycle -------------------------------------------------------------------
 
@@ -103,6 +104,7 @@ class MqttPublisher:
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish
+        client.on_connect_fail = self._on_connect_fail
         return client
 
     def start(self) -> None:
@@ -162,11 +164,18 @@ class MqttPublisher:
             log.warning("mqtt %s: broker refused the connection: %s", self.target, reason)
             return
         self.connects += 1
+        self._failing = False
         log.info("mqtt %s: connected", self.target)
         client.publish(self.topics.availability, "online", qos=1, retain=True)
         if self.settings.discovery:
             self._announce_all(client)
         self._connected.set()
+
+    def _on_connect_fail(self, _client: Any, _userdata: Any) -> None:
+        if not self._failing:  # once per streak of failures: the log is not flooded
+            self._failing = True
+            log.warning("mqtt %s: cannot reach the broker (or TLS refused it); retrying with backoff",
+                        self.target)
 
     def _on_disconnect(self, _client: Any, _userdata: Any, _flags: Any, reason: Any, _props: Any) -> None:
         was = self._connected.is_set()
