@@ -198,3 +198,13 @@ def test_bad_mqtt_addresses_fail_with_one_line_and_exit_3(uri: str, says: str) -
     assert proc.returncode == 3, proc.stderr
     assert proc.stderr.count("\n") == 1 and says in proc.stderr, proc.stderr
     assert "secret" not in proc.stderr
+
+
+def test_listen_says_in_one_line_that_it_does_not_publish_to_mqtt(tmp_path: Path) -> None:
+    command = [sys.executable, "-m", "streamclf", "listen", "--source", str(tmp_path / "none.wav"),
+               "--publish", "mqtt://127.0.0.1/streamclf"]
+    proc = subprocess.run(command, capture_output=True, text=True, timeout=60, cwd=ROOT,
+                          env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert proc.returncode == 3, proc.stderr
+    said = [line for line in proc.stderr.splitlines() if line.startswith("streamclf:")]  # besides the log
+    assert len(said) == 1 and "streamclf serve" in said[0], proc.stderr

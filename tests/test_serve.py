@@ -24,6 +24,7 @@ import numpy as np
 import pytest
 import soxr
 from wyoming.audio import AudioChunk, AudioStart
+from wyoming.client import AsyncUnixClient
 from wyoming.error import Error
 from wyoming.event import Event
 from wyoming.info import Describe, Info
@@ -270,3 +271,32 @@ def test_bad_serve_addresses_fail_with_one_line_and_exit_3(tmp_path: Path) -> No
         assert proc.returncode == 3, (uri, proc.stderr)
         assert proc.stderr.count("\n") == 1 and words in proc.stderr, (uri, proc.stderr)
     assert regular.read_text() == "keep me"
+
+
+def test_serve_on_a_unix_socket_answers_and_removes_it_at_exit(tmp_path: Path) -> None:
+    path = tmp_path / "wyoming.sock"
+    proc = subprocess.Popen([sys.executable, "-m", "streamclf", "serve", "--uri", f"unix://{path}", "--json"],
+                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+    async def describe() -> Info:
+        for _ in range(600):
+            if path.exists():
+                break
+            await asyncio.sleep(0.1)
+        client = AsyncUnixClient(path)
+        await client.connect()
+        try:
+            await client.write_event(Describe().event())
+            event = await client.read_event()
+        finally:
+            await client.disconnect()
+        assert event is not None
+        return Info.from_event(event)
+
+    try:
+        assert asyncio.run(describe()).wake[0].models
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0, err
+    assert not path.exists()
