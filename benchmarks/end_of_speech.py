@@ -31,7 +31,7 @@ from benchmarks.common import command_stream, default_model_dir, emit, onnx_copy
 from streamclf.classifier import Classifier
 from streamclf.config import CaptureSettings, ModelSettings, VadSettings
 from streamclf.events import Event, UtteranceEvent
-from streamclf.segmenter import Segment, make_segmenter
+from streamclf.segment import Segment, make_segmenter
 
 HANGOVERS_MS = (150, 240, 300)
 

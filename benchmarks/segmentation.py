@@ -1,6 +1,7 @@
 """Segmentation benchmark: recall, false segments and boundary errors per backend and condition.
 
     .venv/bin/python -m benchmarks.segmentation [--quick] [--seed N | --seeds 1234,1-24] [--configs a,b]
+    .venv/bin/python -m benchmarks.segmentation --cpu | --profile
 
 Generates spoken command words (espeak-ng and flite, many voices, rates and pitches, 150-800 ms),
 lays them out with 0.3-1.5 s gaps at levels from -50 to -6 dBFS, adds noise at 10 dB SNR and
@@ -23,7 +24,9 @@ noise-only audio is four pieces per kind at -55..-20 dBFS, each run from a cold 
 from __future__ import annotations
 
 import argparse
+import cProfile
 import dataclasses
+import pstats
 import sys
 import time
 from collections.abc import Callable, Iterable
@@ -35,7 +38,7 @@ import numpy as np
 import webrtcvad
 
 from streamclf.config import VadSettings
-from streamclf.segmenter import Segment, make_segmenter
+from streamclf.segment import Segment, make_segmenter
 from trainer.augment import reverberate
 from trainer.noise import make_noise, set_level_dbfs
 from trainer.streams import COMMAND_WORDS, Stream, build_stream, speaking_voices
@@ -330,6 +333,60 @@ def idle_cpu() -> None:
             print(f"| {backend} | {name} | {used:.3f} | {used / 60 * 100:.2f} |")
 
 
+def module_times(stats: pstats.Stats) -> dict[str, float]:
+    """Seconds spent in each project module, its calls into libraries included and its calls into
+    other project modules left out (a module's own cost, wherever numpy does the work)."""
+    def project(filename: str) -> str | None:
+        path = filename.replace("\\", "/")
+        return path[path.rindex("streamclf/") :] if "streamclf/" in path else None
+
+    table = stats.stats  # type: ignore[attr-defined]
+    own: dict[str, float] = {}
+    for (filename, _, _), (_, _, _, cumulative, callers) in table.items():
+        module = project(filename)
+        if module is not None:
+            own[module] = own.get(module, 0.0) + cumulative
+        for (caller_file, _, _), (_, _, _, caller_cumulative) in callers.items():
+            caller = project(caller_file)
+            if module is not None and caller is not None:
+                own[caller] = own.get(caller, 0.0) - caller_cumulative
+    return own
+
+
+def profile_modules() -> None:
+    """Time per frame of each segmenter module ("webrtc default") over 60 s of each idle input of
+    ``--cpu`` and one quick seed's word streams (cProfile adds its own overhead: compare modules and
+    runs, not these figures with ``--cpu``)."""
+    rng = np.random.default_rng(0)
+    audio = [
+        np.zeros(60 * RATE, np.float32),
+        set_level_dbfs(make_noise("pink", 60 * RATE, rng, RATE), -60.0),
+        set_level_dbfs(make_noise("clatter", 60 * RATE, rng, RATE), -35.0),
+        set_level_dbfs(make_noise("babble", 60 * RATE, rng, RATE), -35.0),
+    ]
+    inputs = generate(1234, list(DEFAULT_CONDITIONS), quick=True)
+    audio += [stream.audio for streams in inputs.streams.values() for stream in streams]
+    settings = VadSettings()
+    profiler = cProfile.Profile()
+    frames = 0
+    for piece in audio:
+        seg = make_segmenter(settings, RATE)
+        profiler.enable()
+        for pos in range(0, len(piece), 480):
+            seg.push(piece[pos : pos + 480])
+        profiler.disable()
+        frames += len(piece) // (RATE * settings.frame_ms // 1000)
+    times = module_times(pstats.Stats(profiler))
+    total = sum(times.values())
+    print(f"<!-- {frames} frames of {settings.frame_ms} ms, {sum(map(len, audio)) / RATE / 60:.1f} min -->")
+    print("| module | µs per frame | share |")
+    print("|---|---|---|")
+    for module, seconds in sorted(times.items(), key=lambda item: -item[1]):
+        if seconds > 0.0005 * total:
+            print(f"| `{module}` | {seconds / frames * 1e6:.1f} | {seconds / total:.0%} |")
+    print(f"| all | {total / frames * 1e6:.1f} | 100% |")
+
+
 def pct(values: list[float], q: float) -> str:
     return f"{np.percentile(np.abs(values), q) * 1000:.0f}" if values else "–"
 
@@ -444,9 +501,13 @@ def main(argv: list[str] | None = None) -> int:
         help="comma-separated: clean,quiet,white,pink,babble,clatter (default) and offset,hum,reverb,phrases",
     )
     parser.add_argument("--cpu", action="store_true", help="only measure CPU use on silence and noise")
+    parser.add_argument("--profile", action="store_true", help="only print the time per frame of each module")
     args = parser.parse_args(argv)
     if args.cpu:
         idle_cpu()
+        return 0
+    if args.profile:
+        profile_modules()
         return 0
     seeds = args.seeds or [args.seed]
     conditions = list(DEFAULT_CONDITIONS)

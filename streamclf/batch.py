@@ -22,7 +22,7 @@ from .classifier import Classifier
 from .config import Settings
 from .errors import InputError
 from .pipeline import Pipeline
-from .segmenter import Segment, make_segmenter
+from .segment import Segment, make_segmenter
 from .worker import Worker
 
 log = logging.getLogger(__name__)

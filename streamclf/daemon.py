@@ -32,7 +32,7 @@ from .notify import Notifier, ProgressWatchdog
 from .outputs import Sinks
 from .pipeline import Pipeline
 from .reload import Reloader, SettingsLoader, reread_config_file
-from .segmenter import make_segmenter
+from .segment import make_segmenter
 from .sinks.jsonl import JsonlSink
 from .sinks.socket import parse_publish_uri, start_publishers
 from .worker import Worker

@@ -21,7 +21,7 @@ from .audio.sources import Source
 from .bus import EventBus
 from .errors import SourceLost, StartupError
 from .events import ErrorEvent, SpeechEvent
-from .segmenter import Segmenter, SegmentEvent, SpeechEnd, SpeechStart
+from .segment import Segmenter, SegmentEvent, SpeechEnd, SpeechStart
 from .worker import Worker
 
 log = logging.getLogger(__name__)

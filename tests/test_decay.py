@@ -6,12 +6,14 @@ import numpy as np
 import pytest
 
 from streamclf.config import VadSettings
-from streamclf.segmenter import make_segmenter
-from streamclf.vad.decay import MIN_MEASURED, RoomDecay
+from streamclf.segment import make_segmenter
+from streamclf.segment.decay import RoomDecay
+from streamclf.segment.tuning import TUNING
 from tests.audio import RATE, TEN_WORDS, needs_espeak, ten_word_stream
 from trainer.augment import reverberate
 from trainer.noise import make_noise, set_level_dbfs
 
+MIN_MEASURED = TUNING.decay_min_measured
 FRAME = 320
 FRAME_S = FRAME / RATE
 FLOOR_DBFS = -75.0
@@ -31,7 +33,7 @@ def word_levels(rng: np.random.Generator, fall_db_per_s: float | None, words: in
 
 
 def measure(levels: list[float]) -> float | None:
-    room = RoomDecay(RATE, FRAME)
+    room = RoomDecay(TUNING, RATE, FRAME)
     for level in levels:
         room.update(level, level - FLOOR_DBFS)
     return room.rate_db_per_s
@@ -70,7 +72,7 @@ def test_a_fade_that_stops_and_starts_measures_nothing() -> None:
 def test_one_fall_is_not_enough_and_reset_forgets_the_room() -> None:
     levels = word_levels(np.random.default_rng(4), 80.0, words=MIN_MEASURED)
     one_word = len(levels) // MIN_MEASURED
-    room = RoomDecay(RATE, FRAME)
+    room = RoomDecay(TUNING, RATE, FRAME)
     for level in levels[:one_word]:
         room.update(level, level - FLOOR_DBFS)
     assert room.rate_db_per_s is None

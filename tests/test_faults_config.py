@@ -25,9 +25,8 @@ from hypothesis import strategies as st
 
 from streamclf import config
 from streamclf.errors import EXIT_STARTUP, EXIT_USAGE, ConfigError
-from streamclf.segmenter import FrameSegmenter, Segment, SegmentEvent, SpeechStart, make_segmenter
-from streamclf.vad.echo import DECAY_DB_PER_S, TOLERANCE_DB
-from streamclf.vad.level import STEADY_WINDOW_S
+from streamclf.segment import FrameSegmenter, Segment, SegmentEvent, SpeechStart, make_segmenter
+from streamclf.segment.tuning import TUNING
 
 RATE = 16000
 FRAME_MS = 20
@@ -201,11 +200,11 @@ MIN_RUN = 8
 """Voiced stretches at least this many frames long open (and confirm) an utterance."""
 MAX_RUN = 80
 """Longest voiced stretch, frames (1.6 s)."""
-STEADY_FRAMES = round(STEADY_WINDOW_S * 1000 / FRAME_MS)
+STEADY_FRAMES = round(TUNING.steady_window_s * 1000 / FRAME_MS)
 
 
 def never_steady(audio: np.ndarray) -> bool:
-    """Whether every STEADY_WINDOW_S of ``audio`` is more than a tenth silent.
+    """Whether every ``steady_window_s`` of ``audio`` is more than a tenth silent.
 
     Tones with short gaps that fill nine tenths of the level tracker's steady window are a new
     steady background by design (a fan, a hum), not speech: they fall outside the promise below.
@@ -220,13 +219,16 @@ def never_steady(audio: np.ndarray) -> bool:
 def starts_in_an_echo(runs: list[tuple[int, float, int]]) -> bool:
     """Whether a stretch of MIN_RUN frames or more starts under the echo envelope of a louder one
     before it (16 dB under a loud tone 20 ms earlier): the segmenter takes such frames for that
-    tone's reverberation by design (see streamclf.vad.echo), so they may hold nothing open."""
+    tone's reverberation by design (see streamclf.segment.echo), so they may hold nothing open."""
     frame_s = FRAME_MS / 1000.0
     earlier: list[tuple[int, float]] = []  # (frame after the stretch, its level)
     frame = 0
     for count, level, gap in runs:
         allowed = max(
-            (loud - DECAY_DB_PER_S * (frame - end + 1) * frame_s - TOLERANCE_DB for end, loud in earlier),
+            (
+                loud - TUNING.echo_decay_db_per_s * (frame - end + 1) * frame_s - TUNING.echo_tolerance_db
+                for end, loud in earlier
+            ),
             default=-np.inf,
         )
         if count >= MIN_RUN and level < allowed:

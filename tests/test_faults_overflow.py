@@ -25,7 +25,7 @@ from streamclf.classifier import TorchClassifier
 from streamclf.config import VadSettings
 from streamclf.events import Intent, UtteranceEvent
 from streamclf.pipeline import Pipeline
-from streamclf.segmenter import make_segmenter
+from streamclf.segment import make_segmenter
 from streamclf.worker import Worker
 from tests.pulse import PulseServer, pulse_in_process, pulse_server
 from tests.tiny_model import build_tiny_model

@@ -35,25 +35,28 @@ def absolute(module: str, is_package: bool, node: ast.ImportFrom) -> str:
     return ".".join([*base, node.module] if node.module else base)
 
 
-def imported_names(module: str, path: Path) -> set[str]:
+def imported_names(module: str, path: Path, modules: set[str]) -> set[str]:
+    """The project modules ``module`` imports. ``from package import submodule`` imports the submodule,
+    not what the package's ``__init__`` imports (any submodule imports its package first anyway)."""
     names: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
         if isinstance(node, ast.Import):
             names.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
             target = absolute(module, path.name == "__init__.py", node)
-            names.add(target)
-            names.update(f"{target}.{alias.name}" for alias in node.names)
+            submodules = {f"{target}.{alias.name}" for alias in node.names} & modules
+            names.update(submodules or {target})
         elif isinstance(node, ast.Call) and getattr(node.func, "attr", None) == "import_module":
-            if node.args and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str):
-                names.add(node.args[0].value)
-    return names
+            first = node.args[0] if node.args else None
+            if isinstance(first, ast.Constant) and isinstance(first.value, str):
+                names.add(first.value)
+    return (names & modules) - {module}
 
 
 def import_graph() -> dict[str, set[str]]:
     files = module_files()
     return {
-        module: {name for name in imported_names(module, path) if name in files and name != module}
+        module: imported_names(module, path, set(files))
         for module, path in files.items()
     }
 

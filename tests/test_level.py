@@ -1,22 +1,58 @@
-"""LevelTracker on its own: what makes a frame stand out of a background it has learned."""
+"""The background model on its own: what makes a frame stand out of a background it has learned."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
-from streamclf.segmenter import HISS_FLATNESS
-from streamclf.vad.level import NOISE_PEAK_MARGIN_DB, SPECTRUM_STRONG_DB, LevelTracker
+from streamclf.segment.background import BackgroundModel, StandOut
+from streamclf.segment.spectrum import BandLayout
+from streamclf.segment.tuning import TUNING
 from tests.audio import RATE, vowel_tone
 from trainer.noise import make_noise, set_level_dbfs
 
 FRAME = 320  # 20 ms
+HISS_FLATNESS = TUNING.hiss_flatness
+NOISE_PEAK_MARGIN_DB = TUNING.noise_peak_margin_db
+SPECTRUM_STRONG_DB = TUNING.spectrum_strong_db
 
 
-def tracker_after(background: np.ndarray) -> LevelTracker:
+@dataclass(frozen=True)
+class Measured:
+    stand_out: StandOut
+    energy_db: float
+    high_band_flatness: float
+
+
+class Tracker:
+    """A frame's spectrum judged against, and taught to, one background model."""
+
+    def __init__(self) -> None:
+        self.layout = BandLayout(TUNING, RATE, FRAME)
+        self.background = BackgroundModel(TUNING, self.layout, RATE / FRAME, margin_db=6.0)
+
+    def measure(self, frame: np.ndarray) -> Measured:
+        power, spectrum = self.layout.power_and_spectrum(frame, None)
+        energy = 10.0 * np.log10(power)
+        bands = self.layout.bands(spectrum)
+        out = self.background.stand_out(energy, power, bands)
+        return Measured(out, energy, self.layout.high_band_flatness(spectrum))
+
+    def learn(self, frame: np.ndarray) -> None:
+        power, spectrum = self.layout.power_and_spectrum(frame, None)
+        energy = 10.0 * np.log10(power)
+        bands = self.layout.bands(spectrum)
+        out = self.background.stand_out(energy, power, bands)
+        share = self.layout.voiced_share(spectrum)
+        self.background.learn(energy, bands, out.band_excess_db, share, speech=False, learn_noise=True)
+
+
+def tracker_after(background: np.ndarray) -> Tracker:
     """A tracker that has heard ``background`` (no speech in it)."""
-    tracker = LevelTracker(RATE, FRAME, margin_db=6.0)
+    tracker = Tracker()
     for frame in background[: len(background) // FRAME * FRAME].reshape(-1, FRAME):
-        tracker.update(tracker.measure(frame), speech=False)
+        tracker.learn(frame)
     return tracker
 
 
@@ -29,13 +65,13 @@ def test_a_new_colour_at_the_same_level_is_not_strong_but_the_same_sound_louder_
     recoloured = set_level_dbfs(set_level_dbfs(pink, -55.0) + set_level_dbfs(vowel, -41.0), -40.0)
     same_level = tracker.measure(recoloured.astype(np.float32))
     # its spectrum stands out of the background further than a strong frame's must
-    assert same_level.loud_enough, same_level
-    spectrum_strong = tracker.spectrum_peak_db + NOISE_PEAK_MARGIN_DB + SPECTRUM_STRONG_DB
-    assert same_level.band_excess_db >= spectrum_strong + 1.0, (same_level, spectrum_strong)
+    assert same_level.stand_out.loud, same_level
+    spectrum_strong = tracker.background.spectrum_peak_db + NOISE_PEAK_MARGIN_DB + SPECTRUM_STRONG_DB
+    assert same_level.stand_out.band_excess_db >= spectrum_strong + 1.0, (same_level, spectrum_strong)
     assert abs(same_level.energy_db + 40.0) < 0.5
-    assert not same_level.strong, same_level  # a background changing colour is not a talker
+    assert not same_level.stand_out.strong, same_level  # a background changing colour is not a talker
     louder = tracker.measure((recoloured * 10 ** (10 / 20)).astype(np.float32))
-    assert louder.strong, louder
+    assert louder.stand_out.strong, louder
 
 
 def _band_noise(low_hz: float, rng: np.random.Generator, tilt_db_per_octave: float = 0.0) -> np.ndarray:

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from streamclf.config import VadSettings
 from streamclf.errors import StartupError
-from streamclf.segmenter import Segment, SpeechEnd, SpeechStart, make_segmenter
+from streamclf.segment import Segment, SpeechEnd, SpeechStart, make_segmenter
 from streamclf.vad.murmur import MurmurCheck
 from tests.audio import (
     RATE,
@@ -314,7 +314,7 @@ def test_missing_silero_package_is_a_clear_startup_error(settings: str, names: s
         "sys.meta_path.insert(0, Block())\n"
         "from streamclf.config import VadSettings\n"
         "from streamclf.errors import StartupError\n"
-        "from streamclf.segmenter import make_segmenter\n"
+        "from streamclf.segment import make_segmenter\n"
         "try:\n"
         f"    make_segmenter(VadSettings({settings}), 16000)\n"
         "except StartupError as exc:\n"
@@ -453,12 +453,12 @@ def test_the_murmur_check_keeps_swells_of_distant_talkers_out() -> None:
 def test_the_murmur_check_runs_only_over_murmur() -> None:
     rng = np.random.default_rng(5)
     seg = make_segmenter(VadSettings(), RATE)
-    assert seg._murmur_check is not None
+    assert seg.murmur_check is not None
     seg.push(set_level_dbfs(make_noise("pink", 5 * RATE, rng, RATE), -40.0))
-    assert seg._murmur_check.probability == 0.0  # never ran: pink noise is no murmur
+    assert seg.murmur_check.probability == 0.0  # never ran: pink noise is no murmur
     seg.push(set_level_dbfs(make_noise("babble", 5 * RATE, rng, RATE), -40.0))
-    assert seg._murmur_check.probability > 0.0
-    assert make_segmenter(VadSettings(murmur_check=False), RATE)._murmur_check is None
+    assert seg.murmur_check.probability > 0.0
+    assert make_segmenter(VadSettings(murmur_check=False), RATE).murmur_check is None
 
 
 def test_the_murmur_check_hears_the_same_whatever_the_frame_length() -> None:

@@ -12,7 +12,7 @@ import pytest
 from streamclf.bus import EventBus, Subscription
 from streamclf.classifier import Classifier, TorchClassifier
 from streamclf.events import ErrorEvent, Event, Intent, UtteranceEvent
-from streamclf.segmenter import Segment
+from streamclf.segment import Segment
 from streamclf.worker import Worker, group_by_length
 from tests.tiny_model import build_tiny_model, spoken_word
 

@@ -6,12 +6,12 @@ quiet by itself falls more slowly than that or as fast, never faster: the room's
 fastest of the falls it hears. In a dry place (close talking, a headset, outdoors) a word's level
 drops to the floor within a frame or two.
 
-Each fall from a loud frame (``PEAK_DB`` over the noise floor) is followed until the level rises
-again (``RISE_DB``: new sound) or nears the floor; its slope is fitted over the part between
-``SKIP_DB`` and ``DEPTH_DB`` under the peak (above it lies the direct sound's own stop, below it
-the floor). A fall fitted over at least ``MIN_POINTS`` frames and ``MIN_SPAN_DB``, its levels
-within ``MAX_SCATTER_DB`` of the line, is one measurement; the room's rate is the ``QUANTILE`` of
-the last ``KEPT`` of them. A dry place's falls are too short or too uneven to measure, and so are
+Each fall from a loud frame (``decay_peak_db`` over the noise floor) is followed until the level rises
+again (``decay_rise_db``: new sound) or nears the floor; its slope is fitted over the part between
+``decay_skip_db`` and ``decay_depth_db`` under the peak (above it lies the direct sound's own stop, below it
+the floor). A fall fitted over at least ``decay_min_points`` frames and ``decay_min_span_db``, its levels
+within ``decay_max_scatter_db`` of the line, is one measurement; the room's rate is the ``decay_quantile`` of
+the last ``decay_kept`` of them. A dry place's falls are too short or too uneven to measure, and so are
 those over a loud noise (10 dB SNR): the rate stays unknown.
 """
 
@@ -21,36 +21,16 @@ from collections import deque
 
 import numpy as np
 
-PEAK_DB = 20.0
-"""A fall is measured from a frame at least this far, dB, above the noise floor."""
-SKIP_DB = 8.0
-DEPTH_DB = 35.0
-"""The slope is fitted over the frames between these depths, dB, under the fall's peak."""
-FLOOR_GAP_DB = 6.0
-"""A fall ends this close, dB, to the noise floor."""
-RISE_DB = 3.0
-"""A fall ends when the level rises this much, dB, over its lowest frame (new sound)."""
-MIN_POINTS = 4
-MIN_SPAN_DB = 18.0
-"""A fall is measured when its fitted part holds this many frames and falls this many dB..."""
-MAX_SCATTER_DB = 2.0
-"""...and its levels lie this close, dB (standard deviation), to the fitted line: a room's sound
-dies away evenly, a talker's own fade stops and starts."""
-KEPT = 9
-"""The room's rate comes from this many last measured falls..."""
-MIN_MEASURED = 2
-"""...once there are at least this many..."""
-QUANTILE = 75.0
-"""...as this percentile of their rates: near the fastest, without trusting a single one (a dry
-talker's words sometimes fade slowly, as slowly as a room with an RT60 of 0.6 s)."""
+from .tuning import Tuning
 
 
 class RoomDecay:
     """Streaming estimate of the room's decay rate, dB/s (see the module docstring)."""
 
-    def __init__(self, sample_rate: int, frame_samples: int) -> None:
+    def __init__(self, tuning: Tuning, sample_rate: int, frame_samples: int) -> None:
+        self._t = tuning
         self._frame_s = frame_samples / sample_rate
-        self._rates: deque[float] = deque(maxlen=KEPT)
+        self._rates: deque[float] = deque(maxlen=tuning.decay_kept)
         self.reset()
 
     def reset(self) -> None:
@@ -67,13 +47,14 @@ class RoomDecay:
     def update(self, energy_db: float, above_floor_db: float) -> None:
         """Take one frame's level, dBFS, and its height above the noise floor, dB."""
         if self._peak is not None:
-            if energy_db >= self._lowest + RISE_DB or above_floor_db <= FLOOR_GAP_DB:
+            rises = energy_db >= self._lowest + self._t.decay_rise_db
+            if rises or above_floor_db <= self._t.decay_floor_gap_db:
                 self._finish()
             else:
                 self._follow(energy_db)
         floor_db = energy_db - above_floor_db
         peak_before = self._previous >= self._before and energy_db < self._previous
-        if self._peak is None and peak_before and self._previous - floor_db >= PEAK_DB:
+        if self._peak is None and peak_before and self._previous - floor_db >= self._t.decay_peak_db:
             self._peak = self._lowest = self._previous
             self._points = []
             self._follow(energy_db)
@@ -84,19 +65,19 @@ class RoomDecay:
         """One more frame of the fall under way."""
         assert self._peak is not None
         self._lowest = min(self._lowest, energy_db)
-        if self._peak - DEPTH_DB <= energy_db <= self._peak - SKIP_DB:
+        if self._peak - self._t.decay_depth_db <= energy_db <= self._peak - self._t.decay_skip_db:
             self._points.append((self._frames, energy_db))
 
     def _finish(self) -> None:
         """The fall ended: measure it if it was long and deep enough."""
         points, self._peak, self._points = self._points, None, []
-        if len(points) < MIN_POINTS or points[0][1] - points[-1][1] < MIN_SPAN_DB:
+        if len(points) < self._t.decay_min_points or points[0][1] - points[-1][1] < self._t.decay_min_span_db:
             return
         frames, levels = np.array(points, dtype=np.float64).T
         times = frames * self._frame_s
         slope, offset = np.polyfit(times, levels, 1)
         scatter = float(np.std(levels - (slope * times + offset)))
-        if slope < 0.0 and scatter <= MAX_SCATTER_DB:
+        if slope < 0.0 and scatter <= self._t.decay_max_scatter_db:
             self._rates.append(-float(slope))
-            if len(self._rates) >= MIN_MEASURED:
-                self.rate_db_per_s = float(np.percentile(self._rates, QUANTILE))
+            if len(self._rates) >= self._t.decay_min_measured:
+                self.rate_db_per_s = float(np.percentile(self._rates, self._t.decay_quantile))

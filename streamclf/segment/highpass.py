@@ -3,7 +3,7 @@
 Cheap sound cards and USB microphones add a DC offset, and mains wiring adds a 50 or 60 Hz hum.
 Neither carries speech, but both count in a frame's level: a -40 dBFS offset alone hid a
 -45 dBFS talker from the noise floor, and the gain that feeds webrtcvad turned the offset up
-instead of the voice. A 4th-order Butterworth high-pass at ``CUTOFF_HZ`` takes both out
+instead of the voice. A 4th-order Butterworth high-pass at ``Tuning.high_pass_hz`` (100 Hz) takes both out
 (50 Hz by 24 dB, 60 Hz by 18 dB) and leaves voiced speech, whose energy lies above 100 Hz, alone.
 """
 
@@ -12,15 +12,12 @@ from __future__ import annotations
 import numpy as np
 from scipy.signal import butter, sosfilt, sosfilt_zi
 
-CUTOFF_HZ = 100.0
-ORDER = 4
-
 
 class HighPass:
     """Filters consecutive blocks of one stream; the filter state carries across blocks."""
 
-    def __init__(self, sample_rate: int, cutoff_hz: float = CUTOFF_HZ) -> None:
-        self._sos = butter(ORDER, cutoff_hz, btype="highpass", fs=sample_rate, output="sos")
+    def __init__(self, sample_rate: int, cutoff_hz: float, order: int) -> None:
+        self._sos = butter(order, cutoff_hz, btype="highpass", fs=sample_rate, output="sos")
         self._steady = sosfilt_zi(self._sos)  # the state for a constant input of 1
         self._state: np.ndarray | None = None
 

@@ -1,7 +1,8 @@
-"""Frame-level voice detectors behind one protocol, and the level tracking in front of them.
+"""Frame-level voice detectors behind one protocol: webrtcvad, silero-vad, and silero-vad's
+second opinion over murmur.
 
-The segmenter (``streamclf/segmenter.py``) turns per-frame decisions into utterances; this
-package only answers "is this frame speech?" for fixed-length frames.
+The segmenter (``streamclf/segment/``) turns per-frame decisions into utterances; this package
+only answers "is this frame speech?" for fixed-length frames.
 """
 
 from __future__ import annotations
