@@ -14,6 +14,7 @@ For each stream count:
   receiving its ``detection`` (p50, p95; hangover included: the segmenter waits 160 ms of quiet);
 - *classified / segments*: the server's own counters over the run (``dropped`` segments: none
   may be lost); *words found*: utterances whose end lies within 0.3 s of a word's end;
+- *peak RSS*: the server's peak resident memory so far (each stream has its own segmenter);
 - *held*: every segment classified and p95 under 300 ms.
 
 Then the idle cost: N streams of digital silence for S seconds, the server's CPU per stream above
@@ -63,6 +64,7 @@ class Level:
     dropped: int
     words: int
     found: int
+    rss_mib: float
 
     @property
     def held(self) -> bool:
@@ -132,7 +134,16 @@ def measure(server: Server, count: int, seconds: float) -> Level:
     delta = {k: after.get(k, 0) - before.get(k, 0) for k in ("classified", "dropped_segments", "errors")}
     segments = delta["classified"] + delta["dropped_segments"] + delta["errors"]
     return Level(count, 100 * cpu / wall / count, percentile(latencies, 50), percentile(latencies, 95),
-                 segments, delta["classified"], delta["dropped_segments"], len(words), found)
+                 segments, delta["classified"], delta["dropped_segments"], len(words), found,
+                 peak_rss_mib(server.proc.pid))
+
+
+def peak_rss_mib(pid: int) -> float:
+    """The process's peak resident memory so far (VmHWM), MiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
 
 
 async def _silent(port: int, count: int, seconds: float, server: Server) -> float:
@@ -192,13 +203,13 @@ async def _wait_ready(port: int) -> None:
 
 def report(levels: list[Level], seconds: float, base: float, per_stream: float, idle_streams: int) -> None:
     rows = [(lv.streams, f"{lv.cpu_per_stream:.1f}", f"{lv.p50_ms:.0f}", f"{lv.p95_ms:.0f}",
-             f"{lv.classified}/{lv.segments}", lv.dropped, f"{lv.found}/{lv.words}",
+             f"{lv.classified}/{lv.segments}", lv.dropped, f"{lv.found}/{lv.words}", f"{lv.rss_mib:.0f}",
              "yes" if lv.held else "no") for lv in levels]
     held = [lv.streams for lv in levels if lv.held]
     emit(
         f"Concurrent real-time streams ({seconds:g} s each, default model, ONNX Runtime)",
         table(("streams", "CPU % of a core per stream", "end of speech → detection p50 ms", "p95 ms",
-               "classified / segments", "dropped", "words found", "held"), rows),
+               "classified / segments", "dropped", "words found", "peak RSS MiB", "held"), rows),
         [f"Most streams held (every segment classified, p95 < {TARGET_P95_MS:.0f} ms): "
          f"{max(held) if held else 0} of those tried ({', '.join(str(lv.streams) for lv in levels)}).",
          f"Idle: the server alone {base:.1f} % of a core; each silent stream adds {per_stream:.2f} % "
