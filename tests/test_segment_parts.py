@@ -183,6 +183,30 @@ def test_the_background_kind_of_generated_noises(kind: str, level: float, expect
     assert background_after(kind, level).kind is expected
 
 
+def test_a_confirmed_candidate_teaches_the_background_nothing_and_a_dropped_one_does() -> None:
+    rng = np.random.default_rng(7)
+    for confirmed in (True, False):
+        segmenter = FrameSegmenter(settings(), LoudDetector())
+        analysed(segmenter, quiet(100, rng))
+        model = segmenter.background
+        model.hold_back()
+        before = (model.level_peak_db, model.spectrum_peak_db, model.voiced_share)
+        louder = quiet(20, rng, -60.0)
+        for frame in louder.reshape(-1, FRAME):
+            layout = BandLayout(TUNING, RATE, FRAME)
+            power, spectrum = layout.power_and_spectrum(frame, None)
+            energy, bands = 10.0 * np.log10(power), layout.bands(spectrum)
+            out = model.stand_out(energy, power, bands)
+            model.learn(energy, bands, out.band_excess_db, 0.1, speech=False, learn_noise=True)
+        assert (model.level_peak_db, model.spectrum_peak_db, model.voiced_share) == before  # held back
+        if confirmed:
+            model.discard_held()
+            assert (model.level_peak_db, model.spectrum_peak_db, model.voiced_share) == before
+        else:
+            model.commit_held()
+            assert model.level_peak_db > before[0] and model.voiced_share != before[2]
+
+
 # --- edges ---------------------------------------------------------------------------------------------
 
 

@@ -85,7 +85,6 @@ class BackgroundModel:
         self._share_frames = 0
         self._frames = 0
         self._held: list[Lesson] | None = None
-        self._marked: tuple = (0.0, 0.0, None, 0.0)
         self._steady.reset()
         self._minimum.reset()
         self._busy.reset()
@@ -202,7 +201,10 @@ class BackgroundModel:
         return self._busy.step(busy) and busy and self.profile.learn_when_busy
 
     def _teach(self, lesson: Lesson) -> None:
-        self._learn_noise(lesson)
+        if self._held is not None:
+            self._held.append(lesson)
+        else:
+            self._learn_noise(lesson)
 
     def _learn_noise(self, lesson: Lesson) -> None:
         """Spectrum (only frames within the background's usual level), voiced share and noise peaks."""
@@ -250,16 +252,16 @@ class BackgroundModel:
     # --- an open candidate ------------------------------------------------------------------------
 
     def hold_back(self) -> None:
-        s = self._spectrum.copy() if self._spectrum is not None else None
-        self._marked = (self.level_peak_db, self.spectrum_peak_db, s, self._power)
+        """A candidate opens: what its frames teach about the noise waits for :meth:`commit_held`."""
+        if self._held is None:
+            self._held = []
 
     def commit_held(self) -> None:
-        pass
+        """The candidate was dropped: it was noise after all; learn what its frames taught."""
+        held, self._held = self._held, None
+        for lesson in held or ():
+            self._learn_noise(lesson)
 
     def discard_held(self) -> None:
-        level_peak, spectrum_peak, background, power = self._marked
-        self.level_peak_db = min(self.level_peak_db, level_peak)
-        self.spectrum_peak_db = min(self.spectrum_peak_db, spectrum_peak)
-        if background is not None and self._spectrum is not None:
-            np.minimum(self._spectrum, background, out=self._spectrum)
-            self._power = min(self._power, power)
+        """The candidate was confirmed: its frames were speech and teach nothing about the noise."""
+        self._held = None
