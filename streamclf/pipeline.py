@@ -12,7 +12,9 @@ import logging
 import math
 import threading
 import time
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 
@@ -21,7 +23,7 @@ from .audio.sources import Source
 from .bus import EventBus
 from .errors import SourceLost, StartupError
 from .events import ErrorEvent, SpeechEvent
-from .segment import Segmenter, SegmentEvent, SpeechEnd, SpeechStart
+from .segment import Segment, Segmenter, SegmentEvent, SpeechEnd, SpeechStart
 from .worker import Worker
 
 log = logging.getLogger(__name__)
@@ -35,6 +37,22 @@ class Progress:
 
     capture: float
     worker: float
+
+
+def announce(items: Iterable[SegmentEvent], rate: int, source: str,
+             bus: EventBus | None) -> Iterator[Segment]:
+    """The segments among ``items``, in order, after publishing the speech events before each on
+    ``bus`` (None: no speech events): a start, an end with no segment (announced, then dropped), and
+    each segment's end. `listen`'s pipeline and `serve`'s streams both hand segments on through it."""
+    for item in items:
+        if isinstance(item, (SpeechStart, SpeechEnd)):
+            if bus is not None:
+                state: Literal["start", "end"] = "start" if isinstance(item, SpeechStart) else "end"
+                bus.publish(SpeechEvent(state, item.sample / rate, source))
+            continue
+        if bus is not None:
+            bus.publish(SpeechEvent("end", item.end, source))
+        yield item
 
 
 class Pipeline:
@@ -143,23 +161,12 @@ class Pipeline:
         self._emit(self.segmenter.push(self._resampler.process(block)))
 
     def _emit(self, items: list[SegmentEvent]) -> None:
-        name = self.source.name
-        rate = self.segmenter.sample_rate
-        for item in items:
-            if isinstance(item, SpeechStart):
-                if self.speech_events:
-                    self.bus.publish(SpeechEvent("start", item.sample / rate, name))
-                continue
-            if isinstance(item, SpeechEnd):  # announced, then dropped: no utterance follows
-                if self.speech_events:
-                    self.bus.publish(SpeechEvent("end", item.sample / rate, name))
-                continue
+        speech_bus = self.bus if self.speech_events else None
+        for segment in announce(items, self.segmenter.sample_rate, self.source.name, speech_bus):
             self.segments += 1
-            if self.speech_events:
-                self.bus.publish(SpeechEvent("end", item.end, name))
             if not self.live:
                 self.worker.wait_for_room()
-            self.worker.submit(item)
+            self.worker.submit(segment)
 
     def _reopen_source(self) -> None:
         self.source.reopen()

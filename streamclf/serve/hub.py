@@ -14,8 +14,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ..bus import EventBus
-from ..events import ErrorEvent, Event, SpeechEvent, UtteranceEvent
-from ..segmenter import Segment, Segmenter, SegmentEvent, SpeechEnd, SpeechStart
+from ..events import ErrorEvent, Event, UtteranceEvent
+from ..pipeline import announce
+from ..segmenter import Segment, Segmenter, SegmentEvent
 from ..worker import SegmentLike, Worker
 from .stream import AudioStream, SegmenterFactory, StreamSegment
 
@@ -95,18 +96,9 @@ class StreamHub:
 
     def emit(self, stream: AudioStream, items: list[SegmentEvent]) -> None:
         """Speech events to the bus, segments to the worker (the caller awaits :meth:`room`)."""
-        rate = stream.segmenter.sample_rate
-        for item in items:
-            if isinstance(item, (SpeechStart, SpeechEnd)):
-                state = "start" if isinstance(item, SpeechStart) else "end"
-                self._speech(state, item.sample / rate, stream.name)
-            elif isinstance(item, Segment):
-                self._speech("end", item.end, stream.name)
-                self._submit(stream, item)
-
-    def _speech(self, state: str, t: float, source: str) -> None:
-        if self.speech_events:
-            self.bus.publish(SpeechEvent("start" if state == "start" else "end", t, source))
+        speech_bus = self.bus if self.speech_events else None
+        for segment in announce(items, stream.segmenter.sample_rate, stream.name, speech_bus):
+            self._submit(stream, segment)
 
     def _submit(self, stream: AudioStream, segment: Segment) -> None:
         assert self.worker is not None
