@@ -12,7 +12,7 @@ import numpy as np
 from streamclf.bus import EventBus
 from streamclf.config import VadSettings
 from streamclf.events import Intent, UtteranceEvent
-from streamclf.segmenter import make_segmenter
+from streamclf.segment import make_segmenter
 from streamclf.serve.hub import StreamHub
 from streamclf.serve.pcm import AudioFormat
 from streamclf.worker import Worker

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from ..bus import EventBus
 from ..events import ErrorEvent, Event, UtteranceEvent
 from ..pipeline import announce
-from ..segmenter import Segment, Segmenter, SegmentEvent
+from ..segment import Segment, Segmenter, SegmentEvent
 from ..worker import SegmentLike, Worker
 from .stream import AudioStream, SegmenterFactory, StreamSegment
 

@@ -32,7 +32,7 @@ from ..config import Settings
 from ..errors import EXIT_OK, StartupError
 from ..events import StatusEvent, is_command
 from ..notify import Notifier, ProgressWatchdog
-from ..segmenter import make_segmenter
+from ..segment import make_segmenter
 from ..sinks.socket import BrokerOptions, Publisher, parse_any_publish_uri, start_any_publishers
 from ..sinks.stream import StreamSink
 from ..worker import Worker

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from ..audio.resample import StreamResampler
-from ..segmenter import Segment, Segmenter, SegmentEvent
+from ..segment import Segment, Segmenter, SegmentEvent
 from .pcm import AudioFormat
 
 SegmenterFactory = Callable[[], Segmenter]
