@@ -83,6 +83,9 @@ class StreamHandler(AsyncEventHandler):
                     break
         except ConnectionError:
             pass
+        except Exception as exc:  # a bug must end only this connection, with one line
+            log.error("serve: %s: %s: %s; closing its connection", self._name(), type(exc).__name__, exc)
+            self.send(Error(text=f"internal error: {type(exc).__name__}", code="internal").event())
         finally:
             await self._close()
 
