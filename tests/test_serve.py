@@ -60,7 +60,9 @@ class Server:
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     tmp = tmp_path_factory.mktemp("serve")
     config = tmp / "config.toml"
-    config.write_text("[output]\nstatus_interval_s = 0.3\n[serve]\nsend_buffer_kib = 16\n")
+    # threshold 0.3: the labels are checked, with room for a retrained default model's scores
+    config.write_text("[output]\nstatus_interval_s = 0.3\n[serve]\nsend_buffer_kib = 16\n"
+                      "[model]\nthreshold = 0.3\n")
     port = free_port()
     out, err = tmp / "stdout.jsonl", tmp / "stderr.log"
     with open(out, "wb") as o, open(err, "wb") as e:
