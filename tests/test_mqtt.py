@@ -115,7 +115,8 @@ def test_a_rejected_utterance_and_discovery_messages(broker: Mosquitto) -> None:
 @pytest.mark.slow
 def test_serve_publishes_a_streams_commands_with_discovery(broker: Mosquitto, tmp_path: Path) -> None:
     config = tmp_path / "config.toml"
-    config.write_text("[output]\nstatus_interval_s = 0.5\n[mqtt]\ndiscovery = true\n")
+    config.write_text("[output]\nstatus_interval_s = 0.5\n[mqtt]\ndiscovery = true\n"
+                      "[model]\nthreshold = 0.3\n")
     port = free_port()
     words = ("yes", "stop", "go")
     rng = np.random.default_rng(0)
