@@ -178,6 +178,13 @@ def test_a_killed_client_and_a_faster_than_real_time_one_leave_the_others_unaffe
     assert_detections(live.detections, stream)
     assert_detections(quick.detections, fast)
     assert "Traceback" not in server.log()
+    time.sleep(0.5)
+    speech: dict[str, list[str]] = {}
+    for event in server.events():
+        if event["type"] == "speech":
+            speech.setdefault(event["source"], []).append(event["state"])
+    for states in speech.values():  # the victim's open utterance got its end too
+        assert states == ["start", "end"] * (len(states) // 2), states
 
 
 async def _bad_client(port: int, send: list[bytes | Event]) -> tuple[list[Event], bool]:

@@ -118,7 +118,9 @@ class StreamHandler(AsyncEventHandler):
             names = Detect.from_event(event).names
             self._wanted = frozenset(names) if names else None
         elif AudioStart.is_type(event.type):
-            self.stream.start(audio_format(event.data, "audio-start"))
+            fmt = audio_format(event.data, "audio-start")
+            self.hub.drop_utterance(self.stream)  # a new stream: what the old one held open is dropped
+            self.stream.start(fmt)
             self._detected = False
         elif AudioChunk.is_type(event.type):
             await self._chunk(event)

@@ -14,9 +14,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ..bus import EventBus
-from ..events import ErrorEvent, Event, UtteranceEvent
+from ..events import ErrorEvent, Event, SpeechEvent, UtteranceEvent
 from ..pipeline import announce
-from ..segment import Segment, Segmenter, SegmentEvent
+from ..segment import Segment, Segmenter, SegmentEvent, SpeechStart
 from ..worker import SegmentLike, Worker
 from .stream import AudioStream, SegmenterFactory, StreamSegment
 
@@ -72,9 +72,19 @@ class StreamHub:
         return stream
 
     def detach(self, stream: AudioStream) -> None:
-        """The client went away: its results still in the worker are dropped when they come."""
-        if self._entries.pop(stream.key, None) is not None:
-            self._idle_segmenters.append(stream.segmenter)  # a segmenter is costly to build
+        """The client went away: its results still in the worker are dropped when they come, and an
+        utterance it was in the middle of is dropped too (its speech start gets its end)."""
+        if self._entries.pop(stream.key, None) is None:
+            return
+        self.drop_utterance(stream)
+        self._idle_segmenters.append(stream.segmenter)  # a segmenter is costly to build
+
+    def drop_utterance(self, stream: AudioStream) -> None:
+        """Before the stream is reset or let go: an open utterance is dropped, its start gets its end."""
+        if stream.speaking and self.speech_events:
+            t = stream.segmenter.samples_seen / stream.segmenter.sample_rate
+            self.bus.publish(SpeechEvent("end", t, stream.name))
+        stream.speaking = False
 
     def _free_name(self, base: str) -> str:
         taken = {e.stream.name for e in self._entries.values()}
@@ -97,6 +107,8 @@ class StreamHub:
     def emit(self, stream: AudioStream, items: list[SegmentEvent]) -> None:
         """Speech events to the bus, segments to the worker (the caller awaits :meth:`room`)."""
         speech_bus = self.bus if self.speech_events else None
+        if items:
+            stream.speaking = _speaking_after(items, stream.speaking)
         for segment in announce(items, stream.segmenter.sample_rate, stream.name, speech_bus):
             self._submit(stream, segment)
 
@@ -145,3 +157,10 @@ class StreamHub:
         elif isinstance(event, UtteranceEvent):
             counters.classified += 1
             entry.reply(event)
+
+
+def _speaking_after(items: list[SegmentEvent], speaking: bool) -> bool:
+    """Whether an utterance is open after ``items``: a start opens one; an end or a segment closes it."""
+    for item in items:
+        speaking = isinstance(item, SpeechStart)
+    return speaking

@@ -89,6 +89,8 @@ class AudioStream:
         self._resampler: StreamResampler | None = None
         self.pending = 0
         """Segments with the worker and not yet answered."""
+        self.speaking = False
+        """An utterance is open: its speech start was announced, its end not yet."""
 
     @property
     def started(self) -> bool:
