@@ -185,26 +185,27 @@ def test_the_background_kind_of_generated_noises(kind: str, level: float, expect
 
 def test_a_confirmed_candidate_teaches_the_background_nothing_and_a_dropped_one_does() -> None:
     rng = np.random.default_rng(7)
+    layout = BandLayout(TUNING, RATE, FRAME)
+    louder = quiet(20, rng, -60.0)
     for confirmed in (True, False):
         segmenter = FrameSegmenter(settings(), LoudDetector())
-        analysed(segmenter, quiet(100, rng))
+        analysed(segmenter, quiet(100, np.random.default_rng(8)))
         model = segmenter.background
-        model.hold_back()
-        before = (model.level_peak_db, model.spectrum_peak_db, model.voiced_share)
-        louder = quiet(20, rng, -60.0)
+        before = (model.level_peak_db, model.spectrum_peak_db)
+        model.candidate_opens()
         for frame in louder.reshape(-1, FRAME):
-            layout = BandLayout(TUNING, RATE, FRAME)
             power, spectrum = layout.power_and_spectrum(frame, None)
             energy, bands = 10.0 * np.log10(power), layout.bands(spectrum)
             out = model.stand_out(energy, power, bands)
             model.learn(energy, bands, out.band_excess_db, 0.1, speech=False, learn_noise=True)
-        assert (model.level_peak_db, model.spectrum_peak_db, model.voiced_share) == before  # held back
+        provisional = (model.level_peak_db, model.spectrum_peak_db)
+        assert provisional[0] > before[0]  # the candidate's frames are judged with what they taught
         if confirmed:
-            model.discard_held()
-            assert (model.level_peak_db, model.spectrum_peak_db, model.voiced_share) == before
+            model.candidate_confirmed()
+            assert (model.level_peak_db, model.spectrum_peak_db) == before
         else:
-            model.commit_held()
-            assert model.level_peak_db > before[0] and model.voiced_share != before[2]
+            model.candidate_dropped()
+            assert (model.level_peak_db, model.spectrum_peak_db) == provisional
 
 
 # --- edges ---------------------------------------------------------------------------------------------

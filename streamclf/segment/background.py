@@ -15,8 +15,11 @@ spare (more over voice-like background). The share of the background's energy in
 says what kind it is (:class:`BackgroundKind`). A sound that stays loud and steady for seconds is a
 new background (a fan switched on): the model starts over on it and says so.
 
-An open candidate's frames may be speech: what they would teach is held back (:meth:`hold_back`)
-and learned only if the candidate is dropped (:meth:`commit_held`), never when it is confirmed.
+An open candidate's frames may be speech: what they teach is provisional. The candidate's own frames
+are judged with it (a spectrum frozen for the length of a candidate made the murmur around it stand
+out, and lost words over babble), while what was learned before is kept aside: confirmation returns
+to it exactly, a drop keeps what the candidate taught (``candidate_opens``, ``candidate_confirmed``,
+``candidate_dropped``).
 """
 
 from __future__ import annotations
@@ -44,8 +47,18 @@ class StandOut:
 
 
 @dataclass(frozen=True)
+class Learned:
+    """What the model has learned of the noise from its frames (the floor follows every frame)."""
+
+    level_peak_db: float
+    spectrum_peak_db: float
+    spectrum: np.ndarray
+    power: float
+
+
+@dataclass(frozen=True)
 class Lesson:
-    """What one frame teaches about the noise (learned now, or held back)."""
+    """What one frame teaches about the noise."""
 
     energy_db: float
     above_floor_db: float
@@ -84,7 +97,8 @@ class BackgroundModel:
         self._learned = 0
         self._share_frames = 0
         self._frames = 0
-        self._held: list[Lesson] | None = None
+        self._committed: Learned | None = None
+        """While a candidate is open: what was learned before it."""
         self._steady.reset()
         self._minimum.reset()
         self._busy.reset()
@@ -185,7 +199,7 @@ class BackgroundModel:
         if self._note_busy(busy) or not busy:
             above = energy_db - self.floor_db
             warm = self._frames <= self._warm_up_frames
-            self._teach(Lesson(energy_db, above, bands, band_excess_db, voiced_share, cold, warm, busy))
+            self._learn_noise(Lesson(energy_db, above, bands, band_excess_db, voiced_share, cold, warm, busy))
         return False
 
     def _follow_floor(self, energy_db: float, fast: bool) -> None:
@@ -199,12 +213,6 @@ class BackgroundModel:
         """Whether nearly all of the last seconds were speech over murmur: murmur that has drifted
         away from the spectrum stands out, is taken for speech, and would otherwise teach nothing."""
         return self._busy.step(busy) and busy and self.profile.learn_when_busy
-
-    def _teach(self, lesson: Lesson) -> None:
-        if self._held is not None:
-            self._held.append(lesson)
-        else:
-            self._learn_noise(lesson)
 
     def _learn_noise(self, lesson: Lesson) -> None:
         """Spectrum (only frames within the background's usual level), voiced share and noise peaks."""
@@ -251,17 +259,20 @@ class BackgroundModel:
 
     # --- an open candidate ------------------------------------------------------------------------
 
-    def hold_back(self) -> None:
-        """A candidate opens: what its frames teach about the noise waits for :meth:`commit_held`."""
-        if self._held is None:
-            self._held = []
+    def candidate_opens(self) -> None:
+        """A candidate opens: from now on what its frames teach is provisional."""
+        if self._committed is None and self._spectrum is not None:
+            spectrum = self._spectrum.copy()
+            self._committed = Learned(self.level_peak_db, self.spectrum_peak_db, spectrum, self._power)
 
-    def commit_held(self) -> None:
-        """The candidate was dropped: it was noise after all; learn what its frames taught."""
-        held, self._held = self._held, None
-        for lesson in held or ():
-            self._learn_noise(lesson)
+    def candidate_dropped(self) -> None:
+        """The candidate was dropped: it was noise after all; keep what its frames taught."""
+        self._committed = None
 
-    def discard_held(self) -> None:
-        """The candidate was confirmed: its frames were speech and teach nothing about the noise."""
-        self._held = None
+    def candidate_confirmed(self) -> None:
+        """The candidate was confirmed: its frames were speech; back to what was learned before it."""
+        committed, self._committed = self._committed, None
+        if committed is not None and self._spectrum is not None:
+            self.level_peak_db, self.spectrum_peak_db = committed.level_peak_db, committed.spectrum_peak_db
+            self._spectrum[:] = committed.spectrum
+            self._power = committed.power

@@ -142,7 +142,7 @@ class FrameSegmenter:
         keep_from = onset - self._t.preroll - self._t.max_extra_preroll
         latest_start = self._frames_end - self._t.max_length + self._t.frame
         self._window.drop_before(max(keep_from, self._writer.last_end, self._window.start, latest_start))
-        self.background.hold_back()
+        self.background.candidate_opens()
         self._utterance = Utterance(onset=onset, last_speech_end=self._frames_end)
         self._candidate = Candidate()
         for earlier in window:
@@ -185,7 +185,7 @@ class FrameSegmenter:
         utterance.onset, utterance.weak_lead = onset, weak
         utterance.last_voiced_end = self._frames_end
         utterance.hangover_left = self._t.hangover_frames
-        self.background.discard_held()
+        self.background.candidate_confirmed()
         self.state = State.SPEAKING
         events.append(SpeechStart(utterance.onset))
 
@@ -260,7 +260,7 @@ class FrameSegmenter:
 
     def _go_idle(self) -> None:
         if self.state is State.CANDIDATE:
-            self.background.commit_held()
+            self.background.candidate_dropped()
         self.state = State.IDLE
         self._window.restart(self._frames_end)
         self._utterance = Utterance(onset=0, last_speech_end=0)
