@@ -34,7 +34,7 @@ from .pipeline import Pipeline
 from .reload import Reloader, SettingsLoader, reread_config_file
 from .segment import make_segmenter
 from .sinks.jsonl import JsonlSink
-from .sinks.socket import parse_publish_uri, start_publishers
+from .sinks.socket import BrokerOptions, parse_any_publish_uri, start_any_publishers
 from .worker import Worker
 
 log = logging.getLogger(__name__)
@@ -99,7 +99,7 @@ class Daemon:
         """Load and warm the model, open the source, start sinks and the pipeline (StartupError: exit 3)."""
         s = self.settings
         for uri in s.output.publish:  # a bad address fails before the slow model load
-            parse_publish_uri(uri)
+            parse_any_publish_uri(uri)
         self.notifier.status(f"loading model {s.model.model or '(bundled default)'}")
         classifier = load_classifier(s.model)
         classifier.warm_up()
@@ -151,8 +151,11 @@ class Daemon:
 
     def _start_sinks(self) -> None:
         out = self.settings.output
-        self.sinks.publishers = start_publishers(
-            out.publish, self.bus, buffer_events=out.subscriber_buffer, allow_remote=out.allow_remote
+        assert self.classifier is not None
+        broker = BrokerOptions(self.settings.mqtt, tuple(self.classifier.labels), self.classifier.name)
+        self.sinks.publishers = start_any_publishers(
+            out.publish, self.bus, buffer_events=out.subscriber_buffer, allow_remote=out.allow_remote,
+            broker=broker,
         )
         if want_json(self.settings):
             self.sinks.jsonl = JsonlSink(self.bus.subscribe("stdout", out.stdout_buffer, "drop"))

@@ -10,7 +10,7 @@ import time
 from dataclasses import dataclass, field
 
 from .sinks.jsonl import JsonlSink
-from .sinks.socket import SocketPublisher
+from .sinks.socket import Publisher
 
 
 @dataclass
@@ -20,7 +20,7 @@ class Sinks:
     jsonl: JsonlSink | None = None
     console_stop: threading.Event = field(default_factory=threading.Event)
     console_thread: threading.Thread | None = None
-    publishers: list[SocketPublisher] = field(default_factory=list)
+    publishers: list[Publisher] = field(default_factory=list)
 
     def close(self, deadline: float) -> None:
         self.console_stop.set()

@@ -24,7 +24,7 @@ from .events import ErrorEvent
 from .notify import Notifier
 from .outputs import Sinks
 from .pipeline import Pipeline
-from .sinks.socket import start_publishers
+from .sinks.socket import BrokerOptions, SocketPublisher, start_any_publishers
 from .worker import Worker
 
 log = logging.getLogger(__name__)
@@ -129,8 +129,12 @@ class Reloader:
             new_classifier.warm_up()
         running = {p.uri: p for p in daemon.sinks.publishers}
         out = fresh.output
-        added = start_publishers([u for u in out.publish if u not in running], daemon.bus,
-                                 buffer_events=out.subscriber_buffer, allow_remote=out.allow_remote)
+        classifier = new_classifier or daemon.classifier
+        assert classifier is not None
+        broker = BrokerOptions(fresh.mqtt, tuple(classifier.labels), classifier.name)
+        added = start_any_publishers([u for u in out.publish if u not in running], daemon.bus,
+                                     buffer_events=out.subscriber_buffer, allow_remote=out.allow_remote,
+                                     broker=broker)
         # commit: nothing below can fail on settings that passed validation
         self._commit_model(fresh.model, new_classifier)
         kept = [p for uri, p in running.items() if uri in out.publish]
@@ -138,7 +142,8 @@ class Reloader:
             if uri not in out.publish:
                 publisher.close()
         for publisher in kept:
-            publisher.buffer_events = out.subscriber_buffer  # for clients that connect from now on
+            if isinstance(publisher, SocketPublisher):  # an MQTT buffer is mqtt.buffer_events
+                publisher.buffer_events = out.subscriber_buffer  # for clients that connect from now on
         daemon.sinks.publishers = kept + added
         assert daemon.pipeline is not None
         daemon.pipeline.speech_events = out.speech_events

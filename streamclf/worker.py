@@ -32,7 +32,7 @@ MAX_LENGTH_RATIO = 1.5
 
 
 class SegmentLike(Protocol):
-    """What the worker reads of a :class:`streamclf.segmenter.Segment`."""
+    """What the worker reads of a :class:`streamclf.segment.Segment`."""
 
     @property
     def id(self) -> int: ...

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import soundfile as sf
 
 from streamclf.bus import EventBus
 from streamclf.config import MqttSettings
@@ -201,11 +202,23 @@ def test_bad_mqtt_addresses_fail_with_one_line_and_exit_3(uri: str, says: str) -
     assert "secret" not in proc.stderr
 
 
-def test_listen_says_in_one_line_that_it_does_not_publish_to_mqtt(tmp_path: Path) -> None:
-    command = [sys.executable, "-m", "streamclf", "listen", "--source", str(tmp_path / "none.wav"),
-               "--publish", "mqtt://127.0.0.1/streamclf"]
-    proc = subprocess.run(command, capture_output=True, text=True, timeout=60, cwd=ROOT,
-                          env={**os.environ, "HF_HUB_OFFLINE": "1"})
-    assert proc.returncode == 3, proc.stderr
-    said = [line for line in proc.stderr.splitlines() if line.startswith("streamclf:")]  # besides the log
-    assert len(said) == 1 and "streamclf serve" in said[0], proc.stderr
+@needs_espeak
+@pytest.mark.slow
+def test_listen_publishes_the_same_events_to_mqtt_as_on_stdout(broker: Mosquitto, tmp_path: Path) -> None:
+    words = ("yes", "stop")
+    stream = build_stream(spoken_words(words), list(words), [0.8], np.random.default_rng(1))
+    wav = tmp_path / "words.wav"
+    sf.write(wav, stream.audio, 16000)
+    config = tmp_path / "config.toml"
+    config.write_text("[model]\nthreshold = 0.3\n")
+    with Subscriber(broker.port, "streamclf/#", client_id="listen-test") as sub:
+        proc = subprocess.run(
+            [sys.executable, "-m", "streamclf", "listen", "--source", str(wav), "--speed", "0", "--json",
+             "--config", str(config), "--publish", f"mqtt://127.0.0.1:{broker.port}/streamclf"],
+            capture_output=True, text=True, timeout=120, cwd=ROOT, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+        assert proc.returncode == 0, proc.stderr
+        printed = [e for e in map(decode, proc.stdout.splitlines()) if isinstance(e, UtteranceEvent)]
+        sub.wait_for(lambda _m: len(sub.on("streamclf/utterance")) >= len(printed))
+    published = [json.loads(m.payload) for m in sub.on("streamclf/utterance")]
+    assert [p["label"] for p in published] == [e.label for e in printed] == list(words)
+    assert [p["start"] for p in published] == [e.start for e in printed]

@@ -77,8 +77,8 @@ def parse_publish_uri(uri: str) -> UnixAddress | TcpAddress:
     """``unix:///path`` or ``tcp://HOST:PORT`` (event sockets); anything else raises StartupError."""
     parts = urlsplit(uri)
     if is_mqtt_uri(uri):
-        raise StartupError(f"publish {parts.scheme}://…: MQTT is published by `streamclf serve`; "
-                           "`listen` publishes to unix:// and tcp:// sockets only")
+        raise StartupError(f"{parts.scheme}://…: an MQTT broker, not an event socket "
+                           "(subscribe to it with an MQTT client such as mosquitto_sub)")
     if parts.scheme == "unix":
         path = (parts.netloc + parts.path) if parts.netloc else parts.path
         if not path.startswith("/"):
