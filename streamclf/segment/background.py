@@ -25,6 +25,7 @@ to it exactly, a drop keeps what the candidate taught (``candidate_opens``, ``ca
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -33,9 +34,8 @@ from .steady import BusyWindow, SteadySound, WindowMinimum
 from .tuning import PROFILES, BackgroundKind, Profile, Tuning
 
 
-@dataclass(frozen=True)
-class StandOut:
-    """How far one frame stands out of the background."""
+class StandOut(NamedTuple):
+    """How far one frame stands out of the background (a tuple: one is made per frame)."""
 
     above_floor_db: float
     band_excess_db: float
@@ -54,21 +54,6 @@ class Learned:
     spectrum_peak_db: float
     spectrum: np.ndarray
     power: float
-
-
-@dataclass(frozen=True)
-class Lesson:
-    """What one frame teaches about the noise."""
-
-    energy_db: float
-    above_floor_db: float
-    bands: np.ndarray
-    band_excess_db: float
-    voiced_share: float
-    cold: bool
-    warming_up: bool
-    spectrum_only: bool
-    """A frame of murmur that talks on (see ``_note_busy``): it teaches the spectrum only."""
 
 
 class BackgroundModel:
@@ -199,7 +184,7 @@ class BackgroundModel:
         if self._note_busy(busy) or not busy:
             above = energy_db - self.floor_db
             warm = self._frames <= self._warm_up_frames
-            self._learn_noise(Lesson(energy_db, above, bands, band_excess_db, voiced_share, cold, warm, busy))
+            self._learn_noise(energy_db, above, bands, band_excess_db, voiced_share, cold, warm, busy)
         return False
 
     def _follow_floor(self, energy_db: float, fast: bool) -> None:
@@ -214,20 +199,22 @@ class BackgroundModel:
         away from the spectrum stands out, is taken for speech, and would otherwise teach nothing."""
         return self._busy.step(busy) and busy and self.profile.learn_when_busy
 
-    def _learn_noise(self, lesson: Lesson) -> None:
-        """Spectrum (only frames within the background's usual level), voiced share and noise peaks."""
+    def _learn_noise(self, energy_db: float, above_floor_db: float, bands: np.ndarray, band_excess_db: float,
+                     voiced_share: float, cold: bool, warming_up: bool, spectrum_only: bool) -> None:
+        """What one frame teaches about the noise: the spectrum (only frames within the background's
+        usual level, or every frame of murmur that talks on: ``spectrum_only``), the voiced share and
+        the noise peaks."""
         t = self._t
-        above = lesson.above_floor_db
-        if lesson.spectrum_only or (not lesson.cold and above < self.level_peak_db + t.noise_peak_margin_db):
-            self._learn_spectrum(lesson.bands, 10.0 ** (lesson.energy_db / 10.0))
-        if lesson.spectrum_only:
+        if spectrum_only or (not cold and above_floor_db < self.level_peak_db + t.noise_peak_margin_db):
+            self._learn_spectrum(bands, 10.0 ** (energy_db / 10.0))
+        if spectrum_only:
             return
         self._share_frames += 1
         share_rate = max(1.0 / self._share_frames, t.voiced_share_rate)
-        self.voiced_share += share_rate * (lesson.voiced_share - self.voiced_share)
-        step = t.noise_peak_step_db * (t.warm_up_step_factor if lesson.warming_up else 1.0)
-        self.level_peak_db = self._quantile_step(self.level_peak_db, above, step)
-        self.spectrum_peak_db = self._quantile_step(self.spectrum_peak_db, lesson.band_excess_db, step)
+        self.voiced_share += share_rate * (voiced_share - self.voiced_share)
+        step = t.noise_peak_step_db * (t.warm_up_step_factor if warming_up else 1.0)
+        self.level_peak_db = self._quantile_step(self.level_peak_db, above_floor_db, step)
+        self.spectrum_peak_db = self._quantile_step(self.spectrum_peak_db, band_excess_db, step)
 
     def _learn_spectrum(self, bands: np.ndarray, power: float) -> None:
         """Running mean of the background's band powers and power (even weights at first)."""

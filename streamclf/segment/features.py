@@ -9,7 +9,7 @@ utterance, and the background learns from it afterwards (``background.py``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 
@@ -23,8 +23,9 @@ from .spectrum import BandLayout
 from .tuning import BackgroundKind, Tuning
 
 
-@dataclass(frozen=True, slots=True)
-class FrameFeatures:
+class FrameFeatures(NamedTuple):
+    """What one frame is (a tuple: one is made per frame)."""
+
     energy_db: float
     """Level, dBFS."""
     above_floor_db: float
@@ -50,7 +51,7 @@ class FrameFeatures:
     """It holds nothing but the room's reverberation of the frames before it."""
     voice_probability: float
     """Over murmur, silero-vad's speech probability here; 1 where none is taken."""
-    bands: np.ndarray = field(compare=False, repr=False)
+    bands: np.ndarray
     """Power in each mel band."""
 
     @property

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from .features import FrameFeatures
 from .tuning import Tuning
 
 
-@dataclass(frozen=True, slots=True)
-class Heard:
+class Heard(NamedTuple):
+    """One frame as the state machine takes it (a tuple: one is made per frame)."""
+
     start: int
     """Stream sample where the frame starts."""
     features: FrameFeatures
