@@ -7,16 +7,13 @@ is not a stale socket is never replaced.
 
 from __future__ import annotations
 
-import contextlib
 import os
-import socket
-import stat
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from ..errors import StartupError
-from ..sinks.socket import _loopback_only
+from ..sinks.socket import _loopback_only, remove_stale_socket
 
 _UNIX_PATH_MAX = 107
 
@@ -59,20 +56,4 @@ def parse_serve_uri(uri: str, *, allow_remote: bool = False) -> ServeAddress:
 
 def clear_stale_socket(path: Path) -> None:
     """Remove a socket left by a dead process at ``path``; StartupError for anything else there."""
-    try:
-        st = os.lstat(path)
-    except FileNotFoundError:
-        return
-    if not stat.S_ISSOCK(st.st_mode):
-        raise StartupError(f"serve unix://{path}: exists and is not a socket; not replacing it")
-    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        probe.settimeout(1.0)
-        probe.connect(os.fspath(path))
-    except OSError:
-        with contextlib.suppress(FileNotFoundError):
-            path.unlink()
-        return
-    finally:
-        probe.close()
-    raise StartupError(f"serve unix://{path}: another process is already serving there")
+    remove_stale_socket(path, "serve")

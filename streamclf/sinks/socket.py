@@ -65,6 +65,32 @@ class TcpAddress:
         return f"tcp://{host}:{self.port}"
 
 
+def remove_stale_socket(path: Path, shown: str) -> None:
+    """Remove a unix socket a dead process left at ``path``. StartupError (naming ``shown``) when
+    something else is there, or a live process still serves it."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise StartupError(f"{shown}: cannot inspect {path}: {exc.strerror}") from None
+    if not stat.S_ISSOCK(st.st_mode):
+        raise StartupError(f"{shown}: {path} exists and is not a socket; not replacing it")
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        probe.settimeout(1.0)
+        probe.connect(os.fspath(path))
+    except OSError:
+        pass  # nobody listening: a leftover from a process that did not clean up
+    else:
+        raise StartupError(f"{shown}: another process is already serving {path}")
+    finally:
+        probe.close()
+    log.info("removing stale socket %s", path)
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+
+
 def parse_any_publish_uri(uri: str) -> UnixAddress | TcpAddress | MqttAddress:
     """``unix:///path``, ``tcp://HOST:PORT`` or ``mqtt(s)://HOST[:PORT]/TOPIC``; anything else
     raises StartupError."""
@@ -241,7 +267,7 @@ class SocketPublisher:
             path.parent.mkdir(mode=0o750, parents=True, exist_ok=True)
         except OSError as exc:
             raise StartupError(f"publish {self.uri}: cannot create {path.parent}: {exc.strerror}") from None
-        self._remove_stale(path)
+        remove_stale_socket(path, f"publish {self.uri}")
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
         try:
             sock.bind(os.fspath(path))
@@ -254,29 +280,6 @@ class SocketPublisher:
             sock.close()
             raise StartupError(f"publish {self.uri}: cannot bind: {exc.strerror}") from None
         return sock
-
-    def _remove_stale(self, path: Path) -> None:
-        try:
-            st = os.lstat(path)
-        except FileNotFoundError:
-            return
-        except OSError as exc:
-            raise StartupError(f"publish {self.uri}: cannot inspect {path}: {exc.strerror}") from None
-        if not stat.S_ISSOCK(st.st_mode):
-            raise StartupError(f"publish {self.uri}: {path} exists and is not a socket; not replacing it")
-        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            probe.settimeout(1.0)
-            probe.connect(os.fspath(path))
-        except OSError:
-            pass  # nobody listening: a leftover from a process that did not clean up
-        else:
-            raise StartupError(f"publish {self.uri}: another process is already serving {path}")
-        finally:
-            probe.close()
-        log.info("removing stale socket %s", path)
-        with contextlib.suppress(FileNotFoundError):
-            path.unlink()
 
     def _bind_tcp(self, target: TcpAddress) -> socket.socket:
         if not self.allow_remote and not _loopback_only(target.host, target.port):
