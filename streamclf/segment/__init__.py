@@ -10,7 +10,7 @@ from __future__ import annotations
 from ..config import VadSettings
 from ..vad import FrameDetector
 from .events import Segment, Segmenter, SegmentEvent, SpeechEnd, SpeechStart
-from .machine import FrameSegmenter
+from .segmenter import FrameSegmenter
 from .tuning import TUNING, BackgroundKind, Tuning
 
 __all__ = [

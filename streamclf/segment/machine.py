@@ -2,110 +2,56 @@
 
 What each state means and what moves the utterance between them is in ``states.py``; each state has
 one method here. A segment reaching ``max_utterance_s`` is emitted and the utterance goes on as a
-new segment. A new steady background (a fan switched on) drops what is open. Timestamps are stream
-sample counts at the segmenter's rate, so results do not depend on block sizes or wall-clock time.
+new segment. Timestamps are stream sample counts at the segmenter's rate, so results do not depend
+on block sizes or wall-clock time.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from ..config import VadSettings
-from ..vad import FrameDetector
-from ..vad.murmur import MurmurCheck
 from . import edges
 from .background import BackgroundModel
-from .buffer import FILTERED, RAW, AudioWindow
+from .buffer import AudioWindow
 from .emitting import SegmentWriter
 from .events import SegmentEvent, SpeechEnd, SpeechStart
-from .features import FrameAnalyser
-from .framing import Framer
-from .gain import AutoGain
+from .features import FrameFeatures
 from .heard import Heard, hear
-from .highpass import HighPass
-from .spectrum import BandLayout
 from .states import Candidate, OpeningWindow, State, Utterance
 from .timing import Timing
-from .tuning import TUNING, Tuning
+from .tuning import Tuning
 
 
-class FrameSegmenter:
-    """The :class:`~streamclf.segment.events.Segmenter` over any :class:`FrameDetector`."""
+class StateMachine:
+    """The utterance's states over the frames' features; ``step`` takes one frame."""
 
     def __init__(
-        self,
-        settings: VadSettings,
-        detector: FrameDetector,
-        murmur_check: MurmurCheck | None = None,
-        tuning: Tuning = TUNING,
+        self, timing: Timing, tuning: Tuning, background: BackgroundModel, window: AudioWindow
     ) -> None:
-        self.sample_rate = detector.sample_rate
+        self._t = timing
         self._tuning = tuning
-        frame = detector.frame_samples
-        t = self._t = Timing.of(settings, tuning, self.sample_rate, frame)
-        self._framer = Framer(HighPass(self.sample_rate, tuning.high_pass_hz, tuning.high_pass_order), frame)
-        frames_per_s = self.sample_rate / frame
-        layout = BandLayout(tuning, self.sample_rate, frame)
-        self.background = BackgroundModel(tuning, layout, frames_per_s, settings.margin_db)
-        gain = AutoGain(tuning, frames_per_s, settings.agc)
-        self._analyser = FrameAnalyser(tuning, layout, detector, self.background, gain, murmur_check,
-                                       t.murmur_linger_frames)
-        self._window = AudioWindow(t.history, t.max_length, frame)
-        self._writer = SegmentWriter(self._window, t, tuning, self._audible)
-        self._opening = OpeningWindow(t.window_frames, t.open_frames)
+        self.background = background
+        self._window = window
+        self._writer = SegmentWriter(window, timing, tuning, self._audible)
+        self._opening = OpeningWindow(timing.window_frames, timing.open_frames)
         self.state = State.IDLE
         self._peak_above_db = 0.0
         """The loudest speech frame since the last utterance ended, dB over the floor."""
         self.reset()
 
-    # --- the Segmenter interface ------------------------------------------------------------------
-
     def reset(self) -> None:
-        """Back to the start of a new stream: sample counter, ids and adaptation cleared."""
-        self.samples_seen = 0
         self._frames_end = 0  # stream sample after the last processed frame
         self._writer.reset()
-        self._framer.reset()
-        self.background.reset()
-        self._analyser.reset()
         self._go_idle()
 
     @property
-    def murmur_check(self) -> MurmurCheck | None:
-        """silero-vad's second opinion over murmur (None: not asked)."""
-        return self._analyser.murmur_check
+    def confirmed(self) -> bool:
+        return self.state in (State.SPEAKING, State.HANGOVER)
 
-    @property
-    def room_decay_db_per_s(self) -> float | None:
-        """How fast the room's sound dies away, dB/s, as measured so far (None: not known)."""
-        return self._analyser.room.rate_db_per_s
-
-    def push(self, samples: np.ndarray) -> list[SegmentEvent]:
-        """Feed a block of any length of float32 mono samples; returns the events it completed."""
-        events: list[SegmentEvent] = []
-        self.samples_seen += len(samples)
-        for pair in self._framer.frames(samples):
-            self._process(pair, events)
-        return events
-
-    def flush(self) -> list[SegmentEvent]:
-        """End of stream: emit the utterance in progress (reason "flush") if it qualifies."""
-        events: list[SegmentEvent] = []
-        if self.state in (State.SPEAKING, State.HANGOVER):
-            if self._window.fill == 0:  # the stream ended right at a max-length cut: nothing follows
-                self._drop(events)
-            else:
-                self._emit(events, "flush")
-        self._go_idle()
-        return events
-
-    # --- one frame --------------------------------------------------------------------------------
-
-    def _process(self, pair: np.ndarray, events: list[SegmentEvent]) -> None:
-        features = self._analyser.analyse(pair[RAW], pair[FILTERED])
-        start = self._frames_end
+    def step(self, pair: np.ndarray, features: FrameFeatures, events: list[SegmentEvent]) -> Heard:
+        """One frame (rows RAW and FILTERED) and its features; returns how it was heard."""
         # a room's echo opens nothing and holds nothing; a candidate's own frames still count
-        heard = hear(start, features, self.state is not State.CANDIDATE, self._tuning)
+        heard = hear(self._frames_end, features, self.state is not State.CANDIDATE, self._tuning)
         self._window.append(pair, features, keep_all=self.state is not State.IDLE)
         self._frames_end += pair.shape[1]
         if heard.speech:
@@ -114,10 +60,16 @@ class FrameSegmenter:
             self._idle(heard, events)
         else:
             self._open_frame(heard, events)
-        confirmed = self.state in (State.SPEAKING, State.HANGOVER)
-        if self.background.learn(features.energy_db, features.bands, features.band_excess_db,
-                                 features.voiced_share, heard.speech, learn_noise=not confirmed):
-            self._drop(events)  # a new steady background: what was open is that sound
+        return heard
+
+    def flush(self, events: list[SegmentEvent]) -> None:
+        """End of stream: emit the utterance in progress (reason "flush") if it qualifies."""
+        if self.confirmed:
+            if self._window.fill == 0:  # the stream ended right at a max-length cut: nothing follows
+                self.drop(events)
+            else:
+                self._emit(events, "flush")
+        self._go_idle()
 
     def _open_frame(self, heard: Heard, events: list[SegmentEvent]) -> None:
         self._utterance.note_loudness(heard.loud, heard.features.above_floor_db)
@@ -157,7 +109,7 @@ class FrameSegmenter:
         if not heard.speech:
             candidate.quiet_frames += 1
             if candidate.quiet_frames >= self._t.hangover_frames:
-                self._drop(events)
+                self.drop(events)
             return
         if candidate.quiet_frames >= self._t.restart_gap_frames and not (
             candidate.quiet_frames <= self._t.closure_frames and edges.lead_is_hiss(candidate.frames)
@@ -240,7 +192,7 @@ class FrameSegmenter:
             self._emit(events, "silence")
             self._go_idle()
         else:
-            self._drop(events)
+            self.drop(events)
 
     def _cut(self, events: list[SegmentEvent]) -> None:
         """Max length reached: emit what we have and go on with a new segment from here."""
@@ -252,7 +204,7 @@ class FrameSegmenter:
         self._utterance.continue_at(self._frames_end)
         events.append(SpeechStart(self._frames_end))
 
-    def _drop(self, events: list[SegmentEvent]) -> None:
+    def drop(self, events: list[SegmentEvent]) -> None:
         """Forget the utterance in progress; if it was announced, say that no segment follows."""
         if self.state in (State.SPEAKING, State.HANGOVER):
             events.append(SpeechEnd(self._frames_end))
