@@ -198,17 +198,18 @@ def ensure_class_labels(raw: DatasetDict, label_column: str) -> DatasetDict:
         names = [str(i) for i in range(max(values) + 1)] if values else []
     else:
         raise DataError(f"data: label column {label_column!r} must hold strings or integers")
-    if len(names) < 2:
-        raise DataError(f"data: label column {label_column!r} has {len(names)} distinct value(s); need 2+")
+    if not names:
+        raise DataError(f"data: label column {label_column!r} has no labels")
     class_label = ClassLabel(names=names)
     return DatasetDict({n: d.cast_column(label_column, class_label) for n, d in raw.items()})
 
 
-def split_dataset(raw: DatasetDict, settings: DataSettings, seed: int) -> DatasetDict:
+def split_dataset(raw: DatasetDict, settings: DataSettings, seed: int, hold_out: bool = True) -> DatasetDict:
     """``train`` and ``test`` (and ``validation`` when the data has one).
 
     Existing splits win: train/validation/test splits, then a ``split`` column; otherwise
-    ``test_size`` of ``settings.split`` is held out (stratified by label when possible)."""
+    ``test_size`` of ``settings.split`` is held out (stratified by label when possible), or nothing
+    when ``hold_out`` is false (the data is ``train`` only)."""
     if len(raw) == 1:
         (only,) = raw.values()
         if "split" in only.column_names:
@@ -226,6 +227,8 @@ def split_dataset(raw: DatasetDict, settings: DataSettings, seed: int) -> Datase
             result["test"] = result["validation"]
         return DatasetDict(result)
     source = raw[settings.split]
+    if not hold_out:
+        return DatasetDict({"train": source})
     try:
         held_out = source.train_test_split(
             test_size=settings.test_size, seed=seed, stratify_by_column=settings.label_column
@@ -306,28 +309,52 @@ def source_names(sources: Sequence[str]) -> tuple[str, ...]:
     return tuple(names)
 
 
-def final_labels(raws: Sequence[DatasetDict], settings: DataSettings) -> tuple[tuple[str, ...], str | None]:
-    """The model's labels (the vocabulary's, else every label of every source, sorted) and the label
-    that clips of other words become (``_unknown_`` when the vocabulary has it)."""
+@dataclass(frozen=True)
+class LabelPlan:
+    labels: tuple[str, ...]
+    """The model's labels."""
+    other: str | None
+    """The label clips of other words become (``_unknown_`` when the vocabulary has it)."""
+    spoken: frozenset[str]
+    """The vocabulary's labels and phrases, normalised (``vocab.spoken_forms``)."""
+
+
+def final_labels(
+    raws: Sequence[DatasetDict], settings: DataSettings, model_labels: Sequence[str] = ()
+) -> LabelPlan:
+    """The vocabulary's labels; else ``model_labels`` (a model to start from) when they hold every
+    label of the data, so its head carries over; else every label of every source, sorted."""
     if settings.vocab is not None:
-        from .vocab import UNKNOWN, load_vocabulary
+        from .vocab import UNKNOWN, load_vocabulary, spoken_forms
 
         vocabulary = load_vocabulary(Path(settings.vocab))
-        return vocabulary.labels, UNKNOWN if UNKNOWN in vocabulary.labels else None
+        other = UNKNOWN if UNKNOWN in vocabulary.labels else None
+        if settings.unknown_data and other is None:
+            raise DataError(f"data: --unknown-data needs {UNKNOWN} in the vocabulary {settings.vocab}")
+        return LabelPlan(vocabulary.labels, other, spoken_forms(vocabulary))
     found: set[str] = set()
     for raw in raws:
         feature = next(iter(raw.values())).features[settings.label_column]
         found.update(str(name) for name in feature.names)
-    return tuple(sorted(found)), None
+    if model_labels and found <= set(model_labels):
+        return LabelPlan(tuple(model_labels), None, frozenset())
+    return LabelPlan(tuple(sorted(found)), None, frozenset())
 
 
-def relabel(dataset: Dataset, label_column: str, labels: Sequence[str], other: str | None) -> Dataset:
+def relabel(
+    dataset: Dataset, label_column: str, labels: Sequence[str], other: str | None,
+    other_speech: frozenset[str] | None = None,
+) -> Dataset:
     """The label column as indices into ``labels``; labels not among them become ``other`` (or the
-    clip is left out when ``other`` is None)."""
+    clip is left out when ``other`` is None). With ``other_speech`` (the vocabulary's spoken forms)
+    the source is other speech: see :func:`other_speech_mapping`."""
     names = dataset.features[label_column].names
     index = {name: i for i, name in enumerate(labels)}
     fallback = index[other] if other is not None else -1
-    mapping = [index.get(str(name), fallback) for name in names]
+    if other_speech is not None:
+        mapping = other_speech_mapping(names, fallback, other_speech)
+    else:
+        mapping = [index.get(str(name), fallback) for name in names]
     if mapping == list(range(len(names))) and tuple(names) == tuple(labels):
         return dataset
     mapped = dataset.map(
@@ -340,17 +367,43 @@ def relabel(dataset: Dataset, label_column: str, labels: Sequence[str], other: s
     return mapped.cast_column(label_column, ClassLabel(names=list(labels)))
 
 
+def drop_unlabelled(raw: DatasetDict, label_column: str) -> DatasetDict:
+    """Rows with an empty label (a kept utterance nobody reviewed yet) are left out."""
+    if all(isinstance(d.features[label_column], ClassLabel) for d in raw.values()):
+        return raw
+
+    def labelled(values: list[Any]) -> list[bool]:  # an all-empty column reads as float NaN
+        return [not (v is None or v != v or str(v).strip() == "") for v in values]
+
+    return DatasetDict(
+        {name: d.filter(labelled, input_columns=label_column, batched=True) for name, d in raw.items()}
+    )
+
+
 def _read_raw(source: str, settings: DataSettings) -> DatasetDict:
     raw = pick_loader(source)(source, settings)
     check_columns(raw, settings)
-    return ensure_class_labels(raw, settings.label_column)
+    return ensure_class_labels(drop_unlabelled(raw, settings.label_column), settings.label_column)
+
+
+def other_speech_mapping(names: Sequence[str], unknown: int, spoken: frozenset[str]) -> list[int]:
+    """For a source of other speech: every label → ``unknown``, except words the vocabulary speaks and
+    non-speech ``_labels_`` (-1: left out)."""
+    from .vocab import normalise
+
+    def left_out(name: str) -> bool:
+        return normalise(name) in spoken or (name.startswith("_") and name.endswith("_"))
+
+    return [-1 if left_out(str(name)) else unknown for name in names]
 
 
 def _decode_source(
     raw: DatasetDict, info: tuple[int, str], settings: DataSettings, sampling_rate: int, seed: int
 ) -> tuple[dict[str, Dataset], list[str]]:
+    """The first source without a split of its own gives ``test_size`` to the test split; any other
+    such source (a handful of enrolled clips, say) trains whole."""
     index, name = info
-    splits = split_dataset(raw, settings, seed)
+    splits = split_dataset(raw, settings, seed, hold_out=index == 0)
     decoded: dict[str, Dataset] = {}
     skipped: list[str] = []
     for split, dataset in splits.items():
@@ -360,22 +413,33 @@ def _decode_source(
         clips, bad = decode_audio(tagged, settings, sampling_rate, desc=f"decoding {name} {split} audio")
         skipped.extend(bad)
         decoded[split] = clips
-    if "test" not in decoded:
+    if "test" not in decoded and "validation" in decoded:
         decoded["test"] = decoded["validation"]
     return decoded, skipped
 
 
-def load_splits(settings: DataSettings, sampling_rate: int, seed: int) -> PreparedData:
-    """Load every source (hub, folder or saved dataset), check columns, give all one label set, split
-    and decode; the splits of all sources are concatenated, each clip tagged with its source."""
-    raws = [_read_raw(source, settings) for source in settings.dataset]
-    labels, other = final_labels(raws, settings)
-    names = source_names(settings.dataset)
-    weights = settings.weights or (1.0,) * len(settings.dataset)
+def load_splits(
+    settings: DataSettings, sampling_rate: int, seed: int, model_labels: Sequence[str] = ()
+) -> PreparedData:
+    """Load every source (hub, folder or saved dataset), check columns, give all one label set
+    (:func:`final_labels`), split and decode; the splits of all sources are concatenated, each clip
+    tagged with its source."""
+    every_source = (*settings.dataset, *settings.unknown_data)
+    raws = [_read_raw(source, settings) for source in every_source]
+    plan = final_labels(raws, settings, model_labels)
+    if len(plan.labels) < 2:
+        column = settings.label_column
+        raise DataError(f"data: label column {column!r} has {len(plan.labels)} label(s); need 2+")
+    labels = plan.labels
+    names = source_names(every_source)
+    weights = (*(settings.weights or (1.0,) * len(settings.dataset)), *(1.0,) * len(settings.unknown_data))
     per_source: list[dict[str, Dataset]] = []
     skipped: list[str] = []
     for index, raw in enumerate(raws):
-        mapped = DatasetDict({k: relabel(v, settings.label_column, labels, other) for k, v in raw.items()})
+        speech = plan.spoken if index >= len(settings.dataset) else None
+        mapped = DatasetDict(
+            {k: relabel(v, settings.label_column, labels, plan.other, speech) for k, v in raw.items()}
+        )
         decoded, bad = _decode_source(mapped, (index, names[index]), settings, sampling_rate, seed)
         per_source.append(decoded)
         skipped.extend(bad)
@@ -389,13 +453,13 @@ def load_splits(settings: DataSettings, sampling_rate: int, seed: int) -> Prepar
             splits[split] = parts[0] if len(parts) == 1 else datasets.concatenate_datasets(parts)
     for split in ("train", "test"):
         if split not in splits:
-            raise DataError(f"data: {', '.join(settings.dataset)}: no decodable audio in the {split} split")
+            raise DataError(f"data: {', '.join(every_source)}: no decodable audio in the {split} split")
     sources = tuple(
-        SourceInfo(i, names[i], settings.dataset[i], float(weights[i]),
+        SourceInfo(i, names[i], every_source[i], float(weights[i]),
                    {split: len(ds) for split, ds in per_source[i].items()})
         for i in range(len(per_source))
     )  # fmt: skip
-    held_out = "validation" if all("validation" in d for d in per_source) else "test"
+    held_out = "validation" if all("validation" in d for d in per_source if "test" in d) else "test"
     return PreparedData(
         splits=DatasetDict(splits),
         labels=tuple(labels),
@@ -403,7 +467,7 @@ def load_splits(settings: DataSettings, sampling_rate: int, seed: int) -> Prepar
         sampling_rate=sampling_rate,
         skipped=tuple(skipped),
         sources=sources,
-        eval_sets={names[i]: d[held_out] for i, d in enumerate(per_source) if len(d[held_out])},
+        eval_sets={names[i]: d[held_out] for i, d in enumerate(per_source) if len(d.get(held_out, ()))},
     )
 
 

@@ -89,6 +89,21 @@ def load_base_model(settings: ModelSettings, labels: Sequence[str], seed: int) -
     return model, feature_extractor
 
 
+def base_model_labels(settings: ModelSettings) -> tuple[str, ...]:
+    """The labels of a local model directory to start from, in its order (none for a hub id or a
+    config: the head is new anyway)."""
+    if settings.from_config is not None or settings.base_model is None:
+        return ()
+    config = Path(settings.base_model).expanduser() / "config.json"
+    if not config.is_file():
+        return ()
+    try:
+        id2label = json.loads(config.read_text(encoding="utf-8")).get("id2label") or {}
+        return tuple(str(id2label[key]) for key in sorted(id2label, key=int))
+    except (ValueError, KeyError, TypeError):
+        return ()
+
+
 # --- batches ------------------------------------------------------------------------------------
 
 
@@ -263,12 +278,13 @@ def run_fit(settings: FitSettings, argv: Sequence[str] | None = None) -> FitResu
     assert source is not None
     feature_extractor = load_feature_extractor(source)
     sampling_rate = int(feature_extractor.sampling_rate)
-    selection_set = (
-        next(iter(source_names(settings.data.dataset))) if len(settings.data.dataset) > 1 else None
-    )
+    every_source = (*settings.data.dataset, *settings.data.unknown_data)
+    selection_set = source_names(every_source)[0] if len(every_source) > 1 else None
     args = training_arguments(settings.training, selection_set)
     with args.main_process_first(desc="dataset preparation"):
-        prepared: PreparedData = load_splits(settings.data, sampling_rate, settings.training.seed)
+        prepared: PreparedData = load_splits(
+            settings.data, sampling_rate, settings.training.seed, base_model_labels(settings.model)
+        )
     train = prepared.splits["train"]
     held_out = _held_out_sets(prepared, selection_set, settings.data.dataset[0])
     limit = duration_limit(np.asarray(train["duration"]), settings.data)

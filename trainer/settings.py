@@ -32,10 +32,15 @@ class DataSettings:
     vocab: str | None = None
     """Vocabulary TOML (``[labels]``): the model's labels. Clips of other labels become ``_unknown_``
     when the vocabulary has it, else they are left out. Unset: every label found in the data."""
+    unknown_data: tuple[str, ...] = ()
+    """Sources of other speech (repeat ``--unknown-data``): every clip becomes ``_unknown_`` (the
+    vocabulary must have it), except clips of a word the vocabulary speaks, which are left out, and
+    non-speech ``_labels_``. Read like ``dataset``; weight 1 each."""
 
     def __post_init__(self) -> None:
-        if isinstance(self.dataset, str):  # one source given as a plain string
-            object.__setattr__(self, "dataset", (self.dataset,))
+        for name in ("dataset", "unknown_data"):
+            if isinstance(getattr(self, name), str):  # one source given as a plain string
+                object.__setattr__(self, name, (getattr(self, name),))
     dataset_config: str | None = "en-US"
     """Hub dataset configuration name (ignored for local folders)."""
     split: str = "train"
@@ -55,7 +60,8 @@ class DataSettings:
 @dataclasses.dataclass(frozen=True)
 class ModelSettings:
     base_model: str | None = "facebook/wav2vec2-base"
-    """Pretrained starting point: a hub id or a local model directory."""
+    """Pretrained starting point: a hub id or a local model directory (``--init-from``: a model this
+    project trained; its layers are kept and the head is replaced when the labels differ)."""
     from_config: str | None = None
     """Directory with config.json + preprocessor_config.json: that architecture with random weights."""
     freeze_feature_encoder: bool = True
@@ -110,7 +116,11 @@ class TrainingSettings:
     """Repository name for ``push_to_hub``."""
 
 
-ALIASES = {"dataset": ("--data",), "base_model": ("--model-name-or-path",), "weights": ("--data-weight",)}
+ALIASES = {
+    "dataset": ("--data",),
+    "base_model": ("--model-name-or-path", "--init-from"),
+    "weights": ("--data-weight",),
+}
 
 GROUPS: dict[str, type] = {"data": DataSettings, "model": ModelSettings, "training": TrainingSettings}
 
@@ -243,6 +253,8 @@ def fit_settings(args: argparse.Namespace, config: Path | None) -> FitSettings:
         raise ConfigError("model.base_model", "set a base model or --from-config")
     if not settings.data.dataset:
         raise ConfigError("data.dataset", "name at least one data source")
+    if settings.data.unknown_data and settings.data.vocab is None:
+        raise ConfigError("data.unknown_data", "needs a vocabulary (--vocab) with _unknown_")
     if settings.data.weights and len(settings.data.weights) != len(settings.data.dataset):
         raise ConfigError(
             "data.weights",
