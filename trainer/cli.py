@@ -45,6 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
     if importlib.util.find_spec("trainer.synth") is not None:
         importlib.import_module("trainer.synth").add_synth_parser(commands)
     importlib.import_module("trainer.export").add_export_parser(commands)
+    if importlib.util.find_spec("trainer.synth") is not None:
+        importlib.import_module("trainer.commands").add_commands_parser(commands)
     return parser
 
 
@@ -90,6 +92,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _evaluate(args)
         if args.command == "export":
             return int(importlib.import_module("trainer.export").run_export(args))
+        if args.command == "commands":
+            return int(importlib.import_module("trainer.commands").run_commands_cli(args, argv))
         exit_code: int = importlib.import_module("trainer.synth").run_synth(args)  # the synth subcommand
         return exit_code
     except StreamclfError as err:
