@@ -1,4 +1,4 @@
-"""Command line: `streamclf listen | serve | classify | devices | tail`.
+"""Command line: `streamclf listen | serve | classify | devices | tail | review | enroll`.
 
 Parses arguments, sets up logging, and hands over to the daemon or the batch runner.
 Every failure the user can cause ends in one line on stderr and a distinct exit code.
@@ -51,6 +51,10 @@ def build_parser() -> argparse.ArgumentParser:
     listen.add_argument("--vad", choices=("webrtc", "silero"), help="voice-activity backend")
     listen.add_argument("--publish", action="append", help="event socket URI (repeatable)")
     listen.add_argument("--wait-for-device", action="store_true", default=None, dest="wait_for_device")
+    listen.add_argument("--keep", dest="keep_dir", metavar="DIR",
+                        help="keep each utterance's audio and intents in DIR (an audiofolder) for review")
+    listen.add_argument("--keep-max-mb", type=float, dest="keep_max_mb", metavar="MB",
+                        help="most the --keep folder may hold; the oldest clips go first (default 200)")
     _add_model_flags(listen)
 
     _add_serve_parser(sub)
@@ -62,7 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_flags(classify)
 
     sub.add_parser("devices", help="list audio input devices")
+    _add_enroll_parser(sub)
     _add_tail_parser(sub)
+    _add_review_parser(sub)
     return parser
 
 
@@ -80,12 +86,48 @@ def _add_serve_parser(sub: Any) -> None:
     _add_model_flags(serve)
 
 
+def _add_enroll_parser(sub: Any) -> None:
+    enroll = sub.add_parser("enroll", help="record your own voice saying each command (an audiofolder)")
+    enroll.add_argument("--vocab", type=Path, required=True,
+                        help="vocabulary TOML: [labels] label = phrase or [phrases]")
+    enroll.add_argument("--out", type=Path, required=True, help="audiofolder to write (appended to)")
+    enroll.add_argument("--takes", type=_positive(int), default=5, help="takes of each label (default 5)")
+    enroll.add_argument("--speaker", help="the metadata's speaker column (default: your login name)")
+    enroll.add_argument("--timeout", type=_positive(float), default=5.0, dest="timeout_s",
+                        help="seconds without speech before 'nothing heard' (default 5)")
+    enroll.add_argument("--retries", type=int, default=3,
+                        help="'nothing heard' in a row before giving up (default 3)")
+    enroll.add_argument("--device", help="input device: index or part of its name")
+    enroll.add_argument("--rate", type=int, dest="sample_rate", help="capture rate in Hz")
+    enroll.add_argument("--channels", type=int, help="channels to open on the mic")
+    enroll.add_argument("--vad", choices=("webrtc", "silero"), help="voice-activity backend")
+    enroll.add_argument("--config", type=Path, help="TOML config file (its [capture] and [vad])")
+    enroll.add_argument("--log-level", choices=("debug", "info", "warning", "error"), dest="log_level")
+
+
+def _positive(kind: type[int] | type[float]) -> Any:
+    """An argparse ``type`` for a number above 0."""
+    def parse(text: str) -> int | float:
+        value = kind(text)
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"must be above 0, got {text}")
+        return value
+    parse.__name__ = kind.__name__  # argparse names the type in "invalid int value"
+    return parse
+
+
 def _add_tail_parser(sub: Any) -> None:
     try:
         from .tail import add_tail_parser
     except ImportError:
         return
     add_tail_parser(sub)
+
+
+def _add_review_parser(sub: Any) -> None:
+    from .review.command import add_review_parser
+
+    add_review_parser(sub)
 
 
 def one_line(text: str) -> str:
@@ -105,6 +147,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         "output": {"json": get("json"), "log_level": get("log_level")},
         "serve": {"uri": get("uri"), "allow_remote": get("serve_allow_remote"),
                   "max_streams": get("max_streams")},
+        "keep": {"dir": get("keep_dir"), "max_mb": get("keep_max_mb")},
     }
     if get("publish"):
         overrides["output"]["publish"] = list(args.publish)
@@ -191,7 +234,32 @@ def cmd_devices(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-COMMANDS = {"listen": cmd_listen, "serve": cmd_serve, "classify": cmd_classify, "devices": cmd_devices}
+def cmd_review(args: argparse.Namespace) -> int:
+    from .review.command import run_review
+
+    setup_logging("info")
+    return run_review(args)
+
+
+def cmd_enroll(args: argparse.Namespace) -> int:
+    import getpass
+
+    from .enroll.command import run_enroll
+    from .enroll.session import EnrolOptions
+
+    settings = settings_from_args(args)
+    setup_logging(args.log_level or "warning")  # the panel owns stderr; only problems are logged
+    try:
+        speaker = args.speaker or getpass.getuser()
+    except (KeyError, OSError):  # no name for this uid (a container)
+        speaker = "me"
+    options = EnrolOptions(takes=args.takes, timeout_s=args.timeout_s, retries=max(0, args.retries),
+                           speaker=speaker)
+    return run_enroll(settings, args.vocab, args.out, options)
+
+
+COMMANDS = {"listen": cmd_listen, "serve": cmd_serve, "classify": cmd_classify, "devices": cmd_devices,
+            "review": cmd_review, "enroll": cmd_enroll}
 
 
 ONEDNN_CACHE_ENTRIES = "32"

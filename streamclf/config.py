@@ -197,6 +197,20 @@ class MqttSettings:
 
 
 @dataclass(frozen=True)
+class KeepSettings:
+    dir: str | None = setting(None)
+    """`listen`: folder that keeps each utterance's audio (16 kHz mono WAV) and ranked intents
+    (metadata.csv, an audiofolder) for `streamclf review` and training. None: nothing is kept."""
+    max_mb: float = setting(200.0, _between(0.01, 1_000_000.0))
+    """Most the kept folder may hold, in MB (10^6 bytes); beyond it the oldest clips are dropped first."""
+    min_free_mb: float = setting(100.0, _between(0.0, 1_000_000_000.0))
+    """Keeping stops (one warning) when writing a clip would leave less free disk space than this, in MB."""
+    queue: int = setting(64, _between(1, 10000))
+    """Utterances waiting to be written; when full, a live source drops the oldest (counted) and files
+    and pipes wait."""
+
+
+@dataclass(frozen=True)
 class Settings:
     capture: CaptureSettings = field(default_factory=CaptureSettings)
     vad: VadSettings = field(default_factory=VadSettings)
@@ -204,6 +218,7 @@ class Settings:
     output: OutputSettings = field(default_factory=OutputSettings)
     serve: ServeSettings = field(default_factory=ServeSettings)
     mqtt: MqttSettings = field(default_factory=MqttSettings)
+    keep: KeepSettings = field(default_factory=KeepSettings)
 
 
 SECTIONS: dict[str, type] = {
@@ -213,6 +228,7 @@ SECTIONS: dict[str, type] = {
     "output": OutputSettings,
     "serve": ServeSettings,
     "mqtt": MqttSettings,
+    "keep": KeepSettings,
 }
 
 

@@ -28,6 +28,8 @@ from .classifier import Classifier, load_classifier
 from .config import CaptureSettings, Settings
 from .errors import EXIT_OK, EXIT_RUNTIME, StartupError
 from .events import ErrorEvent, StatusEvent
+from .keep.folder import KeepFolder
+from .keep.keeper import CLOSE_WITHOUT_SIGNAL_S, Keeper
 from .notify import Notifier, ProgressWatchdog
 from .outputs import Sinks
 from .pipeline import Pipeline
@@ -90,6 +92,7 @@ class Daemon:
         self.source: Source | None = None
         self.pipeline: Pipeline | None = None
         self.worker: Worker | None = None
+        self.keeper: Keeper | None = None
         self.sinks = Sinks()
         self.ready = False
         self.watchdog: ProgressWatchdog | None = None
@@ -100,6 +103,7 @@ class Daemon:
         s = self.settings
         for uri in s.output.publish:  # a bad address fails before the slow model load
             parse_any_publish_uri(uri)
+        keep_folder = KeepFolder.for_writing(s.keep.dir) if s.keep.dir else None  # before the model too
         self.notifier.status(f"loading model {s.model.model or '(bundled default)'}")
         classifier = load_classifier(s.model)
         classifier.warm_up()
@@ -108,6 +112,9 @@ class Daemon:
         self._start_sinks()  # first: events about a device we wait for must reach the sinks
         if not self._open_source(self.source):
             return  # stopped while waiting for the device
+        if keep_folder is not None:
+            self.keeper = Keeper(keep_folder, s.keep, wait=not self.source.live)
+            self.keeper.start()
         self.worker = Worker(
             classifier,
             self.bus.publish,
@@ -116,6 +123,7 @@ class Daemon:
             threshold=s.model.threshold,
             max_batch=s.model.max_batch,
             queue_size=s.model.queue_size,
+            on_done=self.keeper.offer if self.keeper is not None else None,
         )
         self.worker.start()
         segmenter = make_segmenter(s.vad, classifier.sample_rate)
@@ -202,6 +210,8 @@ class Daemon:
     # -- observation -----------------------------------------------------------------------------
     def counters(self) -> dict[str, int]:
         counters = self.pipeline.counters() if self.pipeline is not None else {}
+        if self.keeper is not None:
+            counters.update(self.keeper.counters())
         counters["subscribers"] = self.sinks.subscriber_count()
         counters["reloads"] = self.reloader.reloads
         counters["reload_failures"] = self.reloader.failures
@@ -259,6 +269,7 @@ class Daemon:
         if self.pipeline is not None:
             self.notifier.status("stopping: finishing the utterance in flight")
             self.pipeline.stop(timeout=min(PIPELINE_SHARE_S, SHUTDOWN_LIMIT_S))
+            self._close_keeper(deadline)
             self.bus.publish(self.status_event("stopped"))
         self.sinks.close(deadline)
         self.notifier.close()
@@ -266,6 +277,16 @@ class Daemon:
         if self.pipeline is not None and self.pipeline.failed is not None:
             return EXIT_RUNTIME
         return EXIT_OK
+
+    def _close_keeper(self, deadline: float) -> None:
+        """Write the kept utterances still queued: all of them when the source ended by itself, else
+        within half of what is left of the stop deadline (the sinks need the rest)."""
+        if self.keeper is None:
+            return
+        if self.stop_signal is None:
+            self.keeper.close(CLOSE_WITHOUT_SIGNAL_S)
+        else:
+            self.keeper.close(max(0.05, (deadline - time.monotonic()) / 2))
 
     def run(self) -> int:
         self.install_signal_handlers()

@@ -59,7 +59,7 @@ def reread_config_file(config_path: Path | None, running: Settings) -> Settings:
 
 
 def keep_what_needs_a_restart(old: Settings, fresh: Settings) -> Settings:
-    """Capture, VAD and the stdout mode stay as they are until a restart (logged)."""
+    """Capture, VAD, the stdout mode and the kept folder stay as they are until a restart (logged)."""
     kept = []
     if fresh.capture != old.capture:
         kept.append("capture")
@@ -67,10 +67,12 @@ def keep_what_needs_a_restart(old: Settings, fresh: Settings) -> Settings:
         kept.append("vad")
     if fresh.output.json != old.output.json:
         kept.append("output.json")
+    if fresh.keep != old.keep:
+        kept.append("keep")
     if kept:
         log.warning("reload: changes to %s take effect at the next restart", ", ".join(kept))
     output = dataclasses.replace(fresh.output, json=old.output.json)
-    return dataclasses.replace(fresh, capture=old.capture, vad=old.vad, output=output)
+    return dataclasses.replace(fresh, capture=old.capture, vad=old.vad, output=output, keep=old.keep)
 
 
 class Reloader:
