@@ -21,11 +21,11 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from streamclf.audiofolder import encode_wav
 from streamclf.config import KeepSettings
 from streamclf.events import Intent, UtteranceEvent
 from streamclf.keep.folder import Added, Bound, KeepFolder, NewClip, oldest_to_drop
 from streamclf.keep.keeper import Keeper
-from streamclf.keep.wav import encode_wav
 from tests.audio import RATE, needs_espeak, spoken_words, ten_word_stream
 from tests.kept import make_kept_folder, read_rows
 from tests.privileges import without_dac_override

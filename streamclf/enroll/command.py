@@ -12,9 +12,10 @@ from pathlib import Path
 
 from rich.console import Console
 
+from ..audiofolder import METADATA
 from ..config import Settings
 from ..errors import EXIT_OK, StartupError
-from .folder import METADATA, EnrolFolder
+from .folder import EnrolFolder
 from .keys import Keys
 from .listener import MicListener
 from .prompts import load_prompts

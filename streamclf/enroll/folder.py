@@ -3,32 +3,26 @@
 ``DIR/<label>/<label>_<n>.wav`` (16 kHz mono PCM16) beside one ``DIR/metadata.csv`` with the
 columns of :data:`COLUMNS` (``file_name`` relative to DIR), which ``datasets.load_dataset(
 "audiofolder", data_dir=DIR)`` and ``trainer.data.load_audio_folder`` both read. Every accepted
-take rewrites metadata.csv whole through a temporary file and a rename, and each WAV is written
-the same way, so an interrupted enrolment leaves a folder that is consistent up to its last take.
+take writes its WAV, then rewrites metadata.csv whole, each atomically (``streamclf.audiofolder``,
+as `listen --keep` writes), so an interrupted enrolment leaves a folder that is consistent up to its
+last take.
 An existing folder is appended to: numbering goes on after the highest take on disk or in the
 metadata, and nothing already there is overwritten.
 """
 
 from __future__ import annotations
 
-import contextlib
-import csv
-import os
 import re
-from collections.abc import Iterator
 from dataclasses import astuple, dataclass
 from pathlib import Path
-from typing import IO, Any
 
 import numpy as np
 import soundfile as sf
 
+from ..audiofolder import METADATA, SAMPLE_RATE, Row, Table, encode_wav, read_table, write_table, write_wav
 from ..errors import StartupError, StreamclfError
 
 COLUMNS = ("file_name", "label", "text", "speaker", "take")
-METADATA = "metadata.csv"
-SAMPLE_RATE = 16000
-"""Rate, in Hz, of every WAV written (the segmenter's rate)."""
 
 
 @dataclass(frozen=True)
@@ -69,7 +63,7 @@ class EnrolFolder:
         path = self.root / row.file_name
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            _write_wav(path, audio)
+            write_wav(path, encode_wav(audio, SAMPLE_RATE))
             self._write_metadata([*self.rows, row])
         except (OSError, sf.LibsndfileError) as exc:  # a full disk: what was saved before stays
             raise StreamclfError(f"{path}: cannot write: {exc}; {self.root / METADATA} still lists the "
@@ -87,48 +81,22 @@ class EnrolFolder:
         (self.root / row.file_name).unlink(missing_ok=True)
 
     def _write_metadata(self, rows: list[Take]) -> None:
-        lines = [COLUMNS, *(tuple(map(str, astuple(row))) for row in rows)]
-        with _replacing(self.root / METADATA, "w", newline="", encoding="utf-8") as handle:
-            csv.writer(handle).writerows(lines)
+        records = tuple(dict(zip(COLUMNS, map(str, astuple(row)), strict=True)) for row in rows)
+        write_table(self.root / METADATA, Table(COLUMNS, records))
 
 
 def _read_rows(path: Path) -> list[Take]:
     """The rows of an existing metadata.csv; one that enrolment did not write stops start-up."""
-    try:
-        with path.open(newline="", encoding="utf-8") as handle:
-            reader = csv.DictReader(handle)
-            if tuple(reader.fieldnames or ()) != COLUMNS:
-                raise StartupError(f"{path}: columns {','.join(reader.fieldnames or ())} are not "
-                                   f"{','.join(COLUMNS)}: enrol into another folder")
-            return [_row(record, path, reader.line_num) for record in reader]
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise StartupError(f"{path}: cannot read: {exc}") from None
+    table = read_table(path, default_columns=())
+    if table.columns != COLUMNS:
+        raise StartupError(f"{path}: columns {','.join(table.columns)} are not "
+                           f"{','.join(COLUMNS)}: enrol into another folder")
+    return [_row(record, path, line) for line, record in enumerate(table.rows, start=2)]
 
 
-def _row(record: dict[str, str], path: Path, line: int) -> Take:
+def _row(record: Row, path: Path, line: int) -> Take:
     try:
         return Take(record["file_name"], record["label"], record["text"], record["speaker"],
                     int(record["take"]))
-    except (TypeError, ValueError):
+    except ValueError:
         raise StartupError(f"{path}: line {line}: not a row of file_name,label,text,speaker,take") from None
-
-
-def _write_wav(path: Path, audio: np.ndarray) -> None:
-    pcm = np.clip(np.asarray(audio, dtype=np.float32), -1.0, 1.0)
-    with _replacing(path, "wb") as handle:
-        sf.write(handle, pcm, SAMPLE_RATE, subtype="PCM_16", format="WAV")
-
-
-@contextlib.contextmanager
-def _replacing(path: Path, mode: str, **options: Any) -> Iterator[IO[Any]]:
-    """``open()`` on a temporary file beside ``path``, flushed to disk and renamed over ``path`` when
-    the block ends without an error (removed when it fails): readers see the old file or the new one."""
-    temp = path.with_name(f".{path.name}.part")
-    try:
-        with open(temp, mode, **options) as handle:
-            yield handle
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp, path)
-    finally:
-        temp.unlink(missing_ok=True)

@@ -15,9 +15,9 @@ import numpy as np
 
 from ..audio.resample import StreamResampler
 from ..audio.sources import Source, open_source
+from ..audiofolder import SAMPLE_RATE
 from ..config import CaptureSettings, VadSettings
 from ..segment import Segment, SpeechEnd, SpeechStart, make_segmenter
-from .folder import SAMPLE_RATE
 
 SILENT_DBFS = -120.0
 

@@ -2,7 +2,7 @@
 ``audiofolder`` (16 kHz mono WAV files beside one ``metadata.csv``) that `streamclf review` labels
 and ``datasets.load_dataset("audiofolder", data_dir=DIR)`` and the trainer read.
 
-``table.py`` reads and atomically rewrites metadata.csv, ``rows.py`` is what one row holds,
-``wav.py`` encodes and decodes the clips, ``folder.py`` is the folder (its lock, its size bound,
-adding, relabelling and discarding clips), ``keeper.py`` the daemon's writer thread.
+``rows.py`` is what one row holds, ``folder.py`` is the folder (its lock, its size bound, adding,
+relabelling and discarding clips; metadata.csv and the clips read and written atomically by
+``streamclf.audiofolder``, as `enroll` writes its folder), ``keeper.py`` the daemon's writer thread.
 """

@@ -17,12 +17,15 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..audiofolder import METADATA, PART, Row, Table, read_table, write_table, write_wav
+from ..errors import StartupError
 from .rows import COLUMNS, BadRow, reviewed_label
-from .table import METADATA, KeepError, Row, Table, read_table, row_bytes, write_table
 
 LOCK = ".lock"
-PART = ".part"
-"""Suffix of a clip being written (hidden, and not audio to a dataset reader)."""
+
+
+class KeepError(StartupError):
+    """A kept folder that cannot be used: missing, unwritable, or its metadata unreadable (exit 3)."""
 
 
 class LowDiskSpace(Exception):
@@ -122,8 +125,8 @@ class KeepFolder:
             raise KeepError(f"keep folder {shown}: cannot write there: {exc.strerror or exc}") from None
 
     def _remove_leftovers(self) -> None:
-        """Clips and metadata a crash left half-written (only ever ours: hidden, ``.part``/``.tmp``)."""
-        for leftover in [*self.path.glob(f".*{PART}"), *self.path.glob(f".{METADATA}.*.tmp")]:
+        """Clips and metadata a crash left half-written (only ever ours: hidden, ``.part``)."""
+        for leftover in self.path.glob(f".*{PART}"):
             leftover.unlink(missing_ok=True)
 
     # -- reading --------------------------------------------------------------------------------
@@ -208,6 +211,8 @@ class KeepFolder:
             table = read_table(self.metadata, COLUMNS)
         except FileNotFoundError:
             return Table(COLUMNS, ())
+        if "file_name" not in table.columns:
+            raise KeepError(f"{self.metadata}: no file_name column: not an audiofolder's metadata")
         self._cache = (key, table)
         return table
 
@@ -237,16 +242,7 @@ class KeepFolder:
         name, n = wanted.name, 1
         while name in taken or (self.path / name).exists():
             name, n = f"{wanted.stem}-{n}{wanted.suffix}", n + 1
-        part = self.path / f".{name}{PART}"
-        try:
-            with open(part, "wb") as fh:
-                fh.write(clip.wav)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(part, self.path / name)
-        except BaseException:
-            part.unlink(missing_ok=True)
-            raise
+        write_wav(self.path / name, clip.wav)
         self._sizes[name] = len(clip.wav)
         return {**clip.row, "file_name": name}
 
@@ -256,3 +252,8 @@ class KeepFolder:
             self._sizes.pop(name, None)
             with contextlib.suppress(OSError, BadRow):
                 self.audio_path(name).unlink(missing_ok=True)
+
+
+def row_bytes(row: Row) -> int:
+    """About how many bytes ``row`` takes in the file (for the folder's size bound)."""
+    return sum(len(v.encode("utf-8")) + 3 for v in row.values()) + 1

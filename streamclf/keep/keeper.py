@@ -17,13 +17,13 @@ from datetime import UTC, datetime
 
 import numpy as np
 
+from ..audiofolder import encode_wav
 from ..config import KeepSettings
 from ..errors import StreamclfError
 from ..events import Event, UtteranceEvent
 from ..worker import SegmentLike
 from .folder import Added, Bound, KeepFolder, LowDiskSpace, NewClip
 from .rows import new_row
-from .wav import encode_wav
 
 log = logging.getLogger(__name__)
 

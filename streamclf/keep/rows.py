@@ -12,8 +12,8 @@ import math
 from dataclasses import dataclass
 from datetime import datetime
 
+from ..audiofolder import Row
 from ..events import Intent, UtteranceEvent
-from .table import Row
 
 COLUMNS = (
     "file_name", "label", "reviewed", "predicted", "score", "accepted", "intents", "time", "source",

@@ -14,8 +14,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..audiofolder import Row
 from ..events import is_command
-from ..keep.table import Row
 
 NON_COMMANDS = ("_unknown_", "_background_")
 """Offered whatever the model or the recorded intents say: a clip may be other speech or no speech."""

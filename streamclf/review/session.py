@@ -15,11 +15,10 @@ from typing import Protocol
 
 import numpy as np
 
+from ..audiofolder import BadClip, Row, read_clip
 from ..errors import StreamclfError
 from ..keep.folder import KeepFolder
 from ..keep.rows import BadRow, KeptClip, parse_row
-from ..keep.table import Row
-from ..keep.wav import BadClip, read_clip
 from .keymap import Action, Choice, decode_key
 from .keys import NextKey
 from .playback import Player
