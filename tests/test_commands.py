@@ -1,5 +1,6 @@
 """``python -m trainer commands``: a user's own phrases to a model the daemon runs, started from the bundled
-model's layers, with real other speech as ``_unknown_`` and enrolled clips of the user's voice."""
+model's layers, with real other speech as ``_unknown_``, enrolled clips of the user's voice and
+utterances kept by ``listen --keep`` and labelled in ``streamclf review``."""
 
 from __future__ import annotations
 
@@ -74,6 +75,19 @@ def enrolled_folder(root: Path) -> Path:
     return root
 
 
+def reviewed_folder(folder: Path) -> Path:
+    """``listen --keep``'s folder of two utterances; ``streamclf review`` accepts the first ("left")
+    and skips the second, which stays unlabelled."""
+    from tests.kept import make_kept_folder
+
+    make_kept_folder(folder, [("left", [("left", 0.9), ("_unknown_", 0.1)]),
+                              ("yes", [("lights_on", 0.5), ("left", 0.3)])])  # fmt: skip
+    done = subprocess.run([sys.executable, "-m", "streamclf", "review", str(folder), "--no-play"], input="as",
+                          env=OFFLINE, capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    return folder
+
+
 @pytest.fixture(scope="module")
 def commands(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess[str]]:
     if not (SPEECH_COMMANDS / "metadata.csv").is_file():
@@ -84,6 +98,7 @@ def commands(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess
     done = run_trainer(
         "commands", "--vocab", str(root / "vocab.toml"), "--out", str(out),
         "--other-speech", str(real_folder(root / "real")), "--enrolled", str(enrolled_folder(root / "me")),
+        "--reviewed", str(reviewed_folder(root / "kept")),
         "--engines", "espeak-ng", "--max-voices", "3", "--steps", "2", "--jobs", "1",
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
@@ -131,7 +146,7 @@ def test_unknown_is_other_speech_and_enrolled_clips_all_train(
     counts = json.loads((out / "metrics.json").read_text(encoding="utf-8"))["train_label_counts"]
     real_train = 3 * 2  # yes and no: other speech; the real "left" clips are a command, left out
     assert counts["_unknown_"] == synthetic.count("_unknown_") + real_train
-    assert counts["left"] == synthetic.count("left")
+    assert counts["left"] == synthetic.count("left") + 1  # the reviewed utterance; the skipped one is out
     assert counts["lights_on"] == synthetic.count("lights_on") + 2  # both enrolled takes, none held out
 
 
