@@ -152,6 +152,20 @@ def test_unknown_is_other_speech_and_enrolled_clips_all_train(
 
 @needs_real_speech
 @pytest.mark.slow
+def test_long_phrases_are_not_cut_to_the_length_of_the_real_one_second_clips(
+    commands: tuple[Path, subprocess.CompletedProcess[str]],
+) -> None:
+    out, _ = commands
+    synth = out / "work" / "synth" / "train"
+    with (synth / "metadata.csv").open(encoding="utf-8") as handle:
+        names = [row["file_name"] for row in csv.DictReader(handle) if row["text"] == "switch the lights on"]
+    typical = float(np.median([sf.info(str(synth / name)).duration for name in names]))
+    limit = json.loads((out / "metrics.json").read_text(encoding="utf-8"))["duration_limit_s"]
+    assert typical > 1.0 and limit >= typical
+
+
+@needs_real_speech
+@pytest.mark.slow
 def test_commands_starts_from_the_base_models_layers(
     commands: tuple[Path, subprocess.CompletedProcess[str]],
 ) -> None:

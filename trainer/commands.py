@@ -44,6 +44,9 @@ EMBEDDING_CONFIG = REPO / "configs" / "models" / "speech-embedding"
 DEFAULT_OTHER_SPEECH = "google/speech_commands"
 DEFAULT_OTHER_SPEECH_CONFIG = "v0.02"
 
+MAX_COMMAND_S = 4.0
+"""Clips are never cut longer than this (the daemon's utterances are a few seconds at most)."""
+
 T = TypeVar("T")
 
 
@@ -136,7 +139,8 @@ def fit_settings(options: CommandsOptions, vocab: Path, synth: Path) -> Any:
     data = DataSettings(
         dataset=sources, weights=weights, vocab=str(vocab),
         unknown_data=(options.other_speech,) if options.other_speech else (),
-        dataset_config=options.other_speech_config, label_column="label", duration_percentile=99.0,
+        dataset_config=options.other_speech_config, label_column="label",
+        max_duration=command_seconds(synth),
     )  # fmt: skip
     if options.start == "base":
         model = ModelSettings(base_model=base, from_config=None)
@@ -154,6 +158,24 @@ def fit_settings(options: CommandsOptions, vocab: Path, synth: Path) -> Any:
         front_end_views=4 if options.start == "embedding" else 0,
     )  # fmt: skip
     return FitSettings(data=data, model=model, training=training)
+
+
+def command_seconds(synth: Path) -> float:
+    """How long a clip may be: the longest spoken command (p99 of the synthetic training clips, whose
+    silence is trimmed) with a margin, never under the 1 s of a Speech Commands clip. Taken over all
+    sources, the many 1 s recordings of other speech would cut long phrases short."""
+    import csv
+
+    import numpy as np
+    import soundfile as sf
+
+    from .vocab import BACKGROUND
+
+    with (synth / "train" / "metadata.csv").open(encoding="utf-8", newline="") as handle:
+        rows = [row for row in csv.DictReader(handle) if row["label"] != BACKGROUND]
+    seconds = [sf.info(str(synth / "train" / row["file_name"])).duration for row in rows]
+    longest = float(np.percentile(seconds, 99)) if seconds else 1.0
+    return round(min(MAX_COMMAND_S, max(1.0, longest + 0.1)), 2)
 
 
 def _default_model() -> str:
