@@ -77,7 +77,7 @@ def write_enrolled(folder: Path, split: SpeakerSplit) -> Path:
 
 
 def enrolment_report(
-    data: Path, folder: Path, words: list[str], start: str, speakers: int
+    data: Path, folder: Path, words: list[str], start: str, speakers: int, reuse: bool = False
 ) -> EnrolmentReport:
     clips = real_clips(data, "validation")
     rows = []
@@ -85,7 +85,7 @@ def enrolment_report(
     for split in choose_speakers(clips, words, speakers):
         enrolled = write_enrolled(folder / "enrol" / split.speaker, split)
         spec = CommandsRun(folder, f"enrolled-{split.speaker}", "base", folder / f"start-{start}", data,
-                           ENROL_STEPS, ("--enrolled", str(enrolled)))  # fmt: skip
+                           ENROL_STEPS, ("--enrolled", str(enrolled)), reuse)  # fmt: skip
         model, seconds = commands_run(spec)
         before = score_model(folder / f"start-{start}", split.test, words)
         after = score_model(model, split.test, words)

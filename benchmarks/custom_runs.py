@@ -103,19 +103,26 @@ class CommandsRun:
     data: Path
     steps: int
     extra: tuple[str, ...] = ()
+    reuse: bool = False
+    """Keep a model a finished earlier run left (its time is read from ``folder/name.seconds``)."""
 
 
 def commands_run(spec: CommandsRun) -> tuple[Path, float]:
-    """Train (model directory, seconds)."""
+    """Train (model directory, seconds); the seconds are kept in ``folder/name.seconds``."""
     out = spec.folder / spec.name
+    seconds_file = spec.folder / f"{spec.name}.seconds"
     if out.resolve() == spec.base.resolve():
         raise SystemExit(f"custom_words: {out} would overwrite the model it starts from")
+    if spec.reuse and (out / "model.onnx").is_file() and seconds_file.is_file():
+        return out, float(seconds_file.read_text(encoding="utf-8"))
     command = [
         sys.executable, "-m", "trainer", "commands", "--vocab", str(spec.folder / "vocab.toml"),
         "--out", str(out), "--work", str(spec.folder / "work"), "--base", str(spec.base),
         "--start", spec.start, "--other-speech", str(spec.data), "--steps", str(spec.steps), *spec.extra,
     ]  # fmt: skip
-    return out, run(command, spec.folder / f"{spec.name}.log")
+    seconds = run(command, spec.folder / f"{spec.name}.log")
+    seconds_file.write_text(f"{seconds:.1f}\n", encoding="utf-8")
+    return out, seconds
 
 
 # --- scoring ------------------------------------------------------------------------------------

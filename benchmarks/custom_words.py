@@ -2,14 +2,16 @@
 
     python -m benchmarks.custom_words --words zero,one,two,three,four,five,six,seven,eight,nine
         [--name digits] [--data ../shared/data/speech_commands] [--work build/custom-words]
-        [--starts base,random,embedding] [--base-steps 700] [--steps 500] [--enrol-speakers 2] [--json OUT]
+        [--starts base,random,embedding] [--base-steps 700] [--steps 500] [--enrol-speakers 2] [--reuse]
+        [--json OUT]
 
 1. **Base**: ``trainer fit`` of the bundled architecture (the wide log-mel CNN) on the real recordings
    with ``--words`` left out (reused when ``WORK/NAME/base`` exists).
 2. **Custom models**: ``python -m trainer commands`` for those words, from synthetic speech only (the
    real recordings give ``_unknown_`` their other words, never the custom ones), once per ``--starts``:
    the base's layers, random weights, and the frozen speech-embedding front end. Each model directory
-   is kept in ``WORK/NAME/start-<start>`` so that it can be scored on more real speech.
+   is kept in ``WORK/NAME/start-<start>`` so that it can be scored on more real speech; ``--reuse``
+   scores a model an earlier run finished instead of training it again.
 3. **Scores** on the real ``validation`` speakers, never trained on: the custom words, the other words
    (as ``_unknown_``) and synthetic non-speech (``_background_``); the balanced figure is the mean of
    the three groups. False accepts: other words taken for a custom word at the daemon's threshold,
@@ -128,6 +130,7 @@ def main() -> int:
     parser.add_argument("--base-steps", type=int, default=700)
     parser.add_argument("--steps", type=int, default=500)
     parser.add_argument("--enrol-speakers", type=int, default=2)
+    parser.add_argument("--reuse", action="store_true", help="score models earlier runs finished")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     words = [w.strip() for w in args.words.split(",") if w.strip()]
@@ -138,7 +141,8 @@ def main() -> int:
     minutes = other_speech_minutes(clips, words)
     scores: list[ArmScore] = []
     for start in [s.strip() for s in args.starts.split(",") if s.strip()]:
-        spec = CommandsRun(folder, f"start-{start}", start, base, args.data, args.steps)
+        spec = CommandsRun(folder, f"start-{start}", start, base, args.data, args.steps,
+                           reuse=args.reuse)  # fmt: skip
         model, seconds = commands_run(spec)
         evaluation = clips + background_clips(folder / "work" / "synth")
         scores.append(arm_score(start, score_model(model, evaluation, words), minutes, words, seconds))
@@ -151,7 +155,7 @@ def main() -> int:
     report: dict[str, object] = {"words": words, "arms": [asdict(s) for s in scores], "clips": counts}
     if args.enrol_speakers > 0 and scores:
         best = max(scores, key=lambda s: s.balanced)
-        enrolment = enrolment_report(args.data, folder, words, best.start, args.enrol_speakers)
+        enrolment = enrolment_report(args.data, folder, words, best.start, args.enrol_speakers, args.reuse)
         sys.stdout.write(enrolment.markdown)
         report["enrolment"] = enrolment.figures
     if args.json is not None:
