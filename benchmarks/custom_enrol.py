@@ -17,7 +17,7 @@ from pathlib import Path
 
 from benchmarks.common import table
 from benchmarks.custom_runs import Clip, CommandsRun, commands_run, real_clips, score_model
-from benchmarks.real_speech import accuracy, pct
+from benchmarks.real_speech import Scored, accuracy, pct
 
 MAX_ENROLLED = 5
 ENROL_STEPS = 150
@@ -81,7 +81,8 @@ def enrolment_report(
 ) -> EnrolmentReport:
     clips = real_clips(data, "validation")
     rows = []
-    before_all, after_all = [], []
+    before_all: list[Scored] = []
+    after_all: list[Scored] = []
     for split in choose_speakers(clips, words, speakers):
         enrolled = write_enrolled(folder / "enrol" / split.speaker, split)
         spec = CommandsRun(folder, f"enrolled-{split.speaker}", "base", folder / f"start-{start}", data,
@@ -91,14 +92,26 @@ def enrolment_report(
         after = score_model(model, split.test, words)
         before_all += before
         after_all += after
-        rows.append((split.speaker, len(split.enrolled), len(split.test), pct(accuracy(before)),
-                     pct(accuracy(after)), f"{seconds / 60:.1f}"))  # fmt: skip
-    rows.append(("all", "", len(after_all), pct(accuracy(before_all)), f"**{pct(accuracy(after_all))}**", ""))
+        rows.append((split.speaker, len(split.enrolled), *groups(before, words), *groups(after, words),
+                     f"{seconds / 60:.1f}"))  # fmt: skip
+    rows.append(("all", "", *groups(before_all, words), *groups(after_all, words), ""))
     markdown = "\n".join([
-        f"Enrolment (from the `{start}` model, {ENROL_STEPS} steps, up to {MAX_ENROLLED} clips per word):",
+        f"Enrolment (from the `{start}` model, {ENROL_STEPS} steps, up to {MAX_ENROLLED} clips per word); "
+        "the test is the rest of the speaker's clips: their custom words, their other words as `_unknown_`:",
         "",
-        table(("speaker", "enrolled clips", "test clips", "before", "after", "min"), rows),
+        table(("speaker", "enrolled clips", "before: words", "before: other words", "before: all",
+               "after: words", "after: other words", "after: all", "min"), rows),
         "",
     ])  # fmt: skip
-    figures = {"before": accuracy(before_all), "after": accuracy(after_all), "test_clips": len(after_all)}
+    figures = {"before": accuracy(before_all), "after": accuracy(after_all), "test_clips": len(after_all),
+               "after_words": accuracy([s for s in after_all if s.label in words]),
+               "after_other_words": accuracy([s for s in after_all if s.label not in words])}  # fmt: skip
     return EnrolmentReport(markdown, figures)
+
+
+def groups(scored: list[Scored], words: list[str]) -> tuple[str, str, str]:
+    """Accuracy on the custom words (with their count), on other words, and on both."""
+    said = [s for s in scored if s.label in words]
+    other = [s for s in scored if s.label not in words]
+    return (f"{pct(accuracy(said))} ({len(said)})", f"{pct(accuracy(other))} ({len(other)})",
+            pct(accuracy(scored)))  # fmt: skip
