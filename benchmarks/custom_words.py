@@ -137,7 +137,7 @@ def main() -> int:
     folder = args.work / (args.name or words[0])
     base = build_base(args.data, args.base_steps, folder, words)
     write_vocabulary(folder / "vocab.toml", words)
-    clips = [c for c in real_clips(args.data, "validation")]
+    clips = real_clips(args.data, "validation")
     minutes = other_speech_minutes(clips, words)
     scores: list[ArmScore] = []
     for start in [s.strip() for s in args.starts.split(",") if s.strip()]:
